@@ -1,0 +1,775 @@
+//! Settings: one typed field per environment variable, every default in the `VARIABLES` table, and
+//! `validate` that reports every problem at once, naming the variable and the fix. Reads nothing
+//! by itself: callers pass a lookup function (main passes the environment, tests pass a map).
+//! Depends on no other module of the crate.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Every variable the server reads, with its default ("" means unset). `.env.example` lists the
+/// same names with the same defaults; a test keeps the two in step.
+pub const VARIABLES: &[(&str, &str)] = &[
+    ("APP_ENV", "development"),
+    ("BIND_ADDR", "127.0.0.1:8000"),
+    ("REDIS_URL", ""),
+    ("STORE_TIMEOUT", "2s"),
+    ("SIGNING_KEY", ""),
+    ("ALGORITHM", "HS256"),
+    ("VERIFYING_KEY", ""),
+    ("ACCESS_TOKEN_LIFETIME", "15m"),
+    ("REFRESH_TOKEN_LIFETIME", "30d"),
+    ("ROTATE_REFRESH_TOKENS", "true"),
+    ("BLACKLIST_AFTER_ROTATION", "true"),
+    ("REFRESH_TOKEN_REUSE_INTERVAL", "10s"),
+    ("LEEWAY", "0"),
+    ("ISSUER", ""),
+    ("AUDIENCE", ""),
+    ("USER_ID_CLAIM", "user_id"),
+    ("ACCESS_COOKIE_NAME", "access_token"),
+    ("REFRESH_COOKIE_NAME", "refresh_token"),
+    ("COOKIE_DOMAIN", ""),
+    ("COOKIE_SECURE", ""),
+    ("COOKIE_SAMESITE", "Lax"),
+    ("REFRESH_COOKIE_PATH", "/"),
+    ("CORS_ALLOWED_ORIGINS", ""),
+    ("PUBLIC_ORIGIN", ""),
+    ("SESSION_MAX_LIFETIME", ""),
+    ("LOGIN_MAX_FAILURES", "10"),
+    ("LOGIN_FAILURE_WINDOW", "15m"),
+    ("TRUSTED_PROXIES", ""),
+    ("RUST_LOG", "info"),
+];
+
+/// Secrets that may be given as `X_FILE`, the path of a file holding the value.
+const FILE_VARIABLES: &[&str] = &["SIGNING_KEY", "VERIFYING_KEY", "REDIS_URL"];
+
+/// The shortest HMAC key accepted in production (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HMAC_KEY_BYTES: usize = 32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algorithm {
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    Lax,
+    Strict,
+    None,
+}
+
+impl SameSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Lax => "Lax",
+            SameSite::Strict => "Strict",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub production: bool,
+    pub bind_addr: String,
+    /// `None`: the in-process store.
+    pub redis_url: Option<Secret>,
+    pub store_timeout: Duration,
+    pub signing_key: Secret,
+    /// True when no SIGNING_KEY was given and a random one was made for this process.
+    pub signing_key_generated: bool,
+    pub algorithm: Algorithm,
+    pub access_token_lifetime: Duration,
+    pub refresh_token_lifetime: Duration,
+    pub rotate_refresh_tokens: bool,
+    pub blacklist_after_rotation: bool,
+    pub refresh_token_reuse_interval: Duration,
+    pub leeway: Duration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub user_id_claim: String,
+    pub access_cookie_name: String,
+    pub refresh_cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: bool,
+    pub cookie_samesite: SameSite,
+    pub refresh_cookie_path: String,
+    pub cors_allowed_origins: Vec<String>,
+    pub public_origin: Option<String>,
+    pub session_max_lifetime: Option<Duration>,
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Every problem found in the configuration, each naming its variable.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses `900`, `15m`, `30d`, `1h 30m`: a bare number is seconds.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| "is too large".into());
+    }
+    humantime::parse_duration(s).map_err(|_| {
+        format!("{s:?} is not a duration (use seconds like 900, or 10s, 15m, 12h, 30d)")
+    })
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        other => Err(format!("{other:?} is not a boolean (use true or false)")),
+    }
+}
+
+/// An origin as browsers send it: scheme, host and optional port, nothing else.
+pub fn is_origin(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
+}
+
+/// Reads raw values: the variable itself, or the file its `_FILE` twin names, or the default.
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn default_of(name: &str) -> &'static str {
+        VARIABLES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| *d)
+            .unwrap_or_else(|| panic!("{name} is missing from config::VARIABLES"))
+    }
+
+    /// The value, or `None` when unset or empty and without a default.
+    fn raw(&mut self, name: &str) -> Option<String> {
+        let direct = (self.lookup)(name).filter(|v| !v.is_empty());
+        if FILE_VARIABLES.contains(&name) {
+            let file_var = format!("{name}_FILE");
+            if let Some(path) = (self.lookup)(&file_var).filter(|v| !v.is_empty()) {
+                if direct.is_some() {
+                    self.problems
+                        .push(format!("{name} and {file_var} are both set: keep one"));
+                    return direct;
+                }
+                return match std::fs::read_to_string(&path) {
+                    Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
+                    Err(e) => {
+                        self.problems
+                            .push(format!("{file_var}={path} cannot be read: {e}"));
+                        None
+                    }
+                };
+            }
+        }
+        direct.or_else(|| {
+            let d = Self::default_of(name);
+            (!d.is_empty()).then(|| d.to_owned())
+        })
+    }
+
+    fn string(&mut self, name: &str) -> String {
+        self.raw(name).unwrap_or_default()
+    }
+
+    fn optional(&mut self, name: &str) -> Option<String> {
+        self.raw(name)
+    }
+
+    fn parsed<T>(
+        &mut self,
+        name: &str,
+        fallback: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> T {
+        match self.raw(name) {
+            None => fallback,
+            Some(raw) => match parse(&raw) {
+                Ok(v) => v,
+                Err(why) => {
+                    self.problems.push(format!("{name}: {why}"));
+                    fallback
+                }
+            },
+        }
+    }
+
+    fn duration(&mut self, name: &str) -> Duration {
+        let fallback = parse_duration(Self::default_of(name)).unwrap_or_default();
+        self.parsed(name, fallback, parse_duration)
+    }
+
+    fn bool(&mut self, name: &str) -> bool {
+        let fallback = parse_bool(Self::default_of(name)).unwrap_or(false);
+        self.parsed(name, fallback, parse_bool)
+    }
+}
+
+impl Settings {
+    /// Reads every variable through `lookup` and validates the result.
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Settings, ConfigError> {
+        let mut r = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+
+        let production = match r.string("APP_ENV").to_ascii_lowercase().as_str() {
+            "production" | "prod" => true,
+            "development" | "dev" | "test" | "" => false,
+            other => {
+                r.problems.push(format!(
+                    "APP_ENV: {other:?} is not known (use development or production)"
+                ));
+                false
+            }
+        };
+        let algorithm = r.parsed("ALGORITHM", Algorithm::HS256, |s| match s {
+            "HS256" => Ok(Algorithm::HS256),
+            "HS384" => Ok(Algorithm::HS384),
+            "HS512" => Ok(Algorithm::HS512),
+            other => Err(format!(
+                "{other:?} is not supported (use HS256, HS384 or HS512)"
+            )),
+        });
+        let (signing_key, signing_key_generated) = match r.optional("SIGNING_KEY") {
+            Some(k) => (Secret::new(k.into_bytes()), false),
+            None => {
+                use rand::RngCore;
+                let mut key = vec![0u8; 64];
+                rand::thread_rng().fill_bytes(&mut key);
+                (Secret::new(key), true)
+            }
+        };
+        // Accepted now so that a configuration written for asymmetric keys is not refused for an
+        // unknown variable; HMAC algorithms verify with SIGNING_KEY, as SimpleJWT does.
+        let _verifying_key = r.optional("VERIFYING_KEY");
+        let samesite = r.parsed("COOKIE_SAMESITE", SameSite::Lax, |s| {
+            match s.to_ascii_lowercase().as_str() {
+                "lax" => Ok(SameSite::Lax),
+                "strict" => Ok(SameSite::Strict),
+                "none" => Ok(SameSite::None),
+                other => Err(format!("{other:?} is not Lax, Strict or None")),
+            }
+        });
+        let cookie_secure = match r.optional("COOKIE_SECURE") {
+            None => production,
+            Some(raw) => match parse_bool(&raw) {
+                Ok(b) => b,
+                Err(why) => {
+                    r.problems.push(format!("COOKIE_SECURE: {why}"));
+                    production
+                }
+            },
+        };
+        let optional_duration = |r: &mut Reader<'_, F>, name: &str| {
+            r.optional(name).and_then(|raw| match parse_duration(&raw) {
+                Ok(d) if d.is_zero() => None,
+                Ok(d) => Some(d),
+                Err(why) => {
+                    r.problems.push(format!("{name}: {why}"));
+                    None
+                }
+            })
+        };
+        let session_max_lifetime = optional_duration(&mut r, "SESSION_MAX_LIFETIME");
+
+        let settings = Settings {
+            production,
+            bind_addr: r.string("BIND_ADDR"),
+            redis_url: r.optional("REDIS_URL").map(|u| Secret::new(u.into_bytes())),
+            store_timeout: r.duration("STORE_TIMEOUT"),
+            signing_key,
+            signing_key_generated,
+            algorithm,
+            access_token_lifetime: r.duration("ACCESS_TOKEN_LIFETIME"),
+            refresh_token_lifetime: r.duration("REFRESH_TOKEN_LIFETIME"),
+            rotate_refresh_tokens: r.bool("ROTATE_REFRESH_TOKENS"),
+            blacklist_after_rotation: r.bool("BLACKLIST_AFTER_ROTATION"),
+            refresh_token_reuse_interval: r.duration("REFRESH_TOKEN_REUSE_INTERVAL"),
+            leeway: r.duration("LEEWAY"),
+            issuer: r.optional("ISSUER"),
+            audience: r.optional("AUDIENCE"),
+            user_id_claim: r.string("USER_ID_CLAIM"),
+            access_cookie_name: r.string("ACCESS_COOKIE_NAME"),
+            refresh_cookie_name: r.string("REFRESH_COOKIE_NAME"),
+            cookie_domain: r.optional("COOKIE_DOMAIN"),
+            cookie_secure,
+            cookie_samesite: samesite,
+            refresh_cookie_path: r.string("REFRESH_COOKIE_PATH"),
+            cors_allowed_origins: r
+                .string("CORS_ALLOWED_ORIGINS")
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            public_origin: r
+                .optional("PUBLIC_ORIGIN")
+                .map(|s| s.trim_end_matches('/').to_owned()),
+            session_max_lifetime,
+            login_max_failures: r.parsed("LOGIN_MAX_FAILURES", 10, |s| {
+                s.parse::<u32>()
+                    .map_err(|_| format!("{s:?} is not a whole number"))
+            }),
+            login_failure_window: r.duration("LOGIN_FAILURE_WINDOW"),
+            trusted_proxies: r.parsed("TRUSTED_PROXIES", Vec::new(), parse_proxies),
+        };
+        let mut problems = r.problems;
+        settings.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Cross-field rules. Each message names the variable and what it needs.
+    fn validate(&self, problems: &mut Vec<String>) {
+        let mut need = |ok: bool, msg: &str| {
+            if !ok {
+                problems.push(msg.to_owned());
+            }
+        };
+        need(
+            self.access_token_lifetime >= Duration::from_secs(1),
+            "ACCESS_TOKEN_LIFETIME must be at least 1s",
+        );
+        need(
+            self.refresh_token_lifetime >= Duration::from_secs(1),
+            "REFRESH_TOKEN_LIFETIME must be at least 1s",
+        );
+        need(
+            self.store_timeout >= Duration::from_millis(10),
+            "STORE_TIMEOUT must be at least 10ms",
+        );
+        need(
+            is_claim_name(&self.user_id_claim),
+            "USER_ID_CLAIM must be a claim name of letters, digits and _ (default user_id)",
+        );
+        need(
+            !matches!(
+                self.user_id_claim.as_str(),
+                "token_type" | "exp" | "iat" | "jti" | "sid" | "iss" | "aud" | "nbf"
+            ),
+            "USER_ID_CLAIM must not be one of the registered claims (token_type, exp, iat, jti, sid, iss, aud, nbf)",
+        );
+        for (var, name) in [
+            ("ACCESS_COOKIE_NAME", &self.access_cookie_name),
+            ("REFRESH_COOKIE_NAME", &self.refresh_cookie_name),
+        ] {
+            if !is_cookie_name(name) {
+                problems.push(format!(
+                    "{var} must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+                ));
+                continue;
+            }
+            if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !self.cookie_secure
+            {
+                problems.push(format!(
+                    "{var}={name} requires COOKIE_SECURE=true (browsers drop prefixed cookies without Secure)"
+                ));
+            }
+            if name.starts_with("__Host-") && self.cookie_domain.is_some() {
+                problems.push(format!(
+                    "{var}={name} forbids COOKIE_DOMAIN (a __Host- cookie is bound to one host)"
+                ));
+            }
+        }
+        if self.refresh_cookie_name.starts_with("__Host-") && self.refresh_cookie_path != "/" {
+            problems.push(format!(
+                "REFRESH_COOKIE_NAME={} requires REFRESH_COOKIE_PATH=/ (a __Host- cookie must have Path=/)",
+                self.refresh_cookie_name
+            ));
+        }
+        if self.access_cookie_name == self.refresh_cookie_name {
+            problems.push("ACCESS_COOKIE_NAME and REFRESH_COOKIE_NAME must differ".into());
+        }
+        if !self.refresh_cookie_path.starts_with('/')
+            || self
+                .refresh_cookie_path
+                .contains([';', ',', ' ', '\t', '\r', '\n'])
+        {
+            problems.push("REFRESH_COOKIE_PATH must be a path starting with / (default /)".into());
+        }
+        if let Some(domain) = &self.cookie_domain
+            && (domain.contains([';', ',', ' ', '/', ':']) || domain.trim_matches('.').is_empty())
+        {
+            problems.push(format!(
+                "COOKIE_DOMAIN={domain:?} is not a domain name (leave it unset for a host-only cookie)"
+            ));
+        }
+        if self.cookie_samesite == SameSite::None && !self.cookie_secure {
+            problems.push(
+                "COOKIE_SAMESITE=None requires COOKIE_SECURE=true (browsers reject SameSite=None cookies without Secure)".into(),
+            );
+        }
+        for origin in &self.cors_allowed_origins {
+            if origin == "*" {
+                problems.push(
+                    "CORS_ALLOWED_ORIGINS must list origins; * cannot be used with credentials"
+                        .into(),
+                );
+            } else if !is_origin(origin) {
+                problems.push(format!(
+                    "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://app.example.com"
+                ));
+            }
+        }
+        if let Some(origin) = &self.public_origin
+            && !is_origin(origin)
+        {
+            problems.push(format!(
+                "PUBLIC_ORIGIN={origin:?} is not an origin like https://auth.example.com"
+            ));
+        }
+        if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
+            problems.push("LOGIN_FAILURE_WINDOW must be longer than 0 (or set LOGIN_MAX_FAILURES=0 to turn limiting off)".into());
+        }
+        if self.production {
+            if self.signing_key_generated {
+                problems.push("APP_ENV=production requires SIGNING_KEY (or SIGNING_KEY_FILE): a random secret of at least 32 bytes, e.g. `openssl rand -base64 48`".into());
+            } else if self.signing_key.expose().len() < MIN_HMAC_KEY_BYTES {
+                problems.push(format!(
+                    "SIGNING_KEY is {} bytes; APP_ENV=production requires at least {MIN_HMAC_KEY_BYTES} for {}",
+                    self.signing_key.expose().len(),
+                    self.algorithm.as_str()
+                ));
+            }
+            if self.redis_url.is_none() {
+                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE): the in-process store loses every session on restart and is not shared between instances".into());
+            }
+            if !self.cookie_secure {
+                problems.push(
+                    "APP_ENV=production requires COOKIE_SECURE=true (or leave it unset)".into(),
+                );
+            }
+        }
+    }
+}
+
+fn is_claim_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// RFC 6265 cookie-name token characters.
+fn is_cookie_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'!' | b'#'
+                        | b'$'
+                        | b'%'
+                        | b'&'
+                        | b'\''
+                        | b'*'
+                        | b'+'
+                        | b'-'
+                        | b'.'
+                        | b'^'
+                        | b'_'
+                        | b'`'
+                        | b'|'
+                        | b'~'
+                )
+        })
+}
+
+fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not an IP address or CIDR range"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
+        settings(pairs).expect_err("expected a refusal").0
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_duration(" 10s "), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("ten minutes").is_err());
+        assert!(parse_duration("-5").is_err());
+        assert!(parse_duration("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn defaults_give_a_working_development_server() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.production);
+        assert_eq!(s.bind_addr, "127.0.0.1:8000");
+        assert!(s.redis_url.is_none());
+        assert!(s.signing_key_generated);
+        assert_eq!(s.signing_key.expose().len(), 64);
+        assert_eq!(s.algorithm, Algorithm::HS256);
+        assert_eq!(s.access_token_lifetime, Duration::from_secs(900));
+        assert_eq!(s.refresh_token_lifetime, Duration::from_secs(30 * 86400));
+        assert!(s.rotate_refresh_tokens && s.blacklist_after_rotation);
+        assert_eq!(s.refresh_token_reuse_interval, Duration::from_secs(10));
+        assert_eq!(s.leeway, Duration::ZERO);
+        assert_eq!(s.user_id_claim, "user_id");
+        assert_eq!(s.access_cookie_name, "access_token");
+        assert_eq!(s.refresh_cookie_name, "refresh_token");
+        assert!(!s.cookie_secure);
+        assert_eq!(s.cookie_samesite, SameSite::Lax);
+        assert_eq!(s.refresh_cookie_path, "/");
+        assert!(s.cors_allowed_origins.is_empty());
+        assert!(s.session_max_lifetime.is_none());
+        assert_eq!(s.login_max_failures, 10);
+        assert_eq!(s.login_failure_window, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_variable() {
+        let p = problems(&[
+            ("ACCESS_TOKEN_LIFETIME", "soon"),
+            ("ROTATE_REFRESH_TOKENS", "maybe"),
+            ("ALGORITHM", "none"),
+            ("LOGIN_MAX_FAILURES", "-1"),
+        ]);
+        assert_eq!(p.len(), 4, "{p:#?}");
+        for var in [
+            "ACCESS_TOKEN_LIFETIME",
+            "ROTATE_REFRESH_TOKENS",
+            "ALGORITHM",
+            "LOGIN_MAX_FAILURES",
+        ] {
+            assert!(
+                p.iter().any(|m| m.starts_with(var)),
+                "{var} not named: {p:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn production_refuses_dev_keys_missing_redis_and_insecure_cookies() {
+        let p = problems(&[("APP_ENV", "production"), ("COOKIE_SECURE", "false")]);
+        assert!(
+            p.iter().any(|m| m.contains("requires SIGNING_KEY")),
+            "{p:#?}"
+        );
+        assert!(p.iter().any(|m| m.contains("requires REDIS_URL")), "{p:#?}");
+        assert!(p.iter().any(|m| m.contains("COOKIE_SECURE=true")), "{p:#?}");
+
+        let p = problems(&[
+            ("APP_ENV", "production"),
+            ("SIGNING_KEY", "short"),
+            ("REDIS_URL", "redis://127.0.0.1:1/"),
+        ]);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].starts_with("SIGNING_KEY is 5 bytes"), "{p:#?}");
+
+        let s = settings(&[
+            ("APP_ENV", "production"),
+            ("SIGNING_KEY", &"k".repeat(32)),
+            ("REDIS_URL", "redis://127.0.0.1:1/"),
+        ])
+        .unwrap();
+        assert!(s.cookie_secure, "production defaults COOKIE_SECURE to true");
+    }
+
+    #[test]
+    fn unsafe_cookie_combinations_are_refused() {
+        let p = problems(&[("COOKIE_SAMESITE", "None")]);
+        assert_eq!(
+            p,
+            vec![
+                "COOKIE_SAMESITE=None requires COOKIE_SECURE=true (browsers reject SameSite=None cookies without Secure)"
+            ]
+        );
+        assert!(settings(&[("COOKIE_SAMESITE", "none"), ("COOKIE_SECURE", "true")]).is_ok());
+
+        let p = problems(&[
+            ("REFRESH_COOKIE_NAME", "__Host-refresh"),
+            ("COOKIE_DOMAIN", "example.com"),
+        ]);
+        assert!(
+            p.iter().any(|m| m.contains("requires COOKIE_SECURE=true")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter().any(|m| m.contains("forbids COOKIE_DOMAIN")),
+            "{p:#?}"
+        );
+        assert!(settings(&[("ACCESS_COOKIE_NAME", "bad name")]).is_err());
+        assert!(
+            settings(&[
+                ("ACCESS_COOKIE_NAME", "same"),
+                ("REFRESH_COOKIE_NAME", "same")
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn origins_must_be_exact_and_never_a_wildcard() {
+        let p = problems(&[("CORS_ALLOWED_ORIGINS", "*, https://ok.example, ftp://x")]);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        let s = settings(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example.com/, http://localhost:5173",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            vec!["https://app.example.com", "http://localhost:5173"]
+        );
+    }
+
+    #[test]
+    fn secrets_can_come_from_files_but_not_from_both_places() {
+        let dir = std::env::temp_dir().join(format!("refreshd-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "from-a-file-0123456789-0123456789\n").unwrap();
+        let path = path.to_str().unwrap();
+        let s = settings(&[("SIGNING_KEY_FILE", path)]).unwrap();
+        assert_eq!(s.signing_key.expose(), b"from-a-file-0123456789-0123456789");
+        assert!(!s.signing_key_generated);
+        let p = problems(&[("SIGNING_KEY_FILE", path), ("SIGNING_KEY", "x")]);
+        assert_eq!(
+            p,
+            vec!["SIGNING_KEY and SIGNING_KEY_FILE are both set: keep one"]
+        );
+        let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
+        assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = settings(&[
+            ("SIGNING_KEY", "super-secret-value"),
+            ("REDIS_URL", "redis://:pw@h/"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("super-secret-value") && !shown.contains(":pw@"));
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 3);
+        assert!(problems(&[("TRUSTED_PROXIES", "proxy.local")])[0].starts_with("TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn the_env_example_lists_every_variable_with_its_default() {
+        let text = include_str!("../.env.example");
+        let mut listed = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_start_matches('#').trim();
+            if let Some((name, value)) = line.split_once('=')
+                && !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+            {
+                listed.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        for (name, default) in VARIABLES {
+            let found = listed.iter().find(|(n, _)| n == name);
+            let Some((_, value)) = found else {
+                panic!(".env.example does not list {name}");
+            };
+            assert_eq!(
+                value, default,
+                ".env.example gives {name} a default other than the code's"
+            );
+        }
+        for (name, _) in &listed {
+            let known = VARIABLES.iter().any(|(n, _)| n == name)
+                || FILE_VARIABLES.iter().any(|f| format!("{f}_FILE") == *name);
+            assert!(
+                known,
+                ".env.example lists {name}, which the code does not read"
+            );
+        }
+    }
+}

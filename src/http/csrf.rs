@@ -1,0 +1,132 @@
+//! CSRF defence for requests authenticated by a cookie on an unsafe method: the request's
+//! Origin (or, without one, its Referer's origin) must be this server's own origin or one of
+//! CORS_ALLOWED_ORIGINS; with neither header, `Sec-Fetch-Site: cross-site` is refused. Requests
+//! that carry their token in the body need no check: a forged request cannot know the token.
+
+use actix_web::HttpRequest;
+use actix_web::http::header;
+
+/// What the check needs to know about the server.
+#[derive(Clone, Debug)]
+pub struct CsrfPolicy {
+    /// PUBLIC_ORIGIN; without it, the request's own scheme and Host.
+    pub public_origin: Option<String>,
+    pub allowed: Vec<String>,
+}
+
+impl CsrfPolicy {
+    pub fn allows(&self, req: &HttpRequest) -> bool {
+        let headers = req.headers();
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let claimed = match (get(header::ORIGIN), get(header::REFERER)) {
+            (Some(origin), _) => Some(origin.to_owned()),
+            (None, Some(referer)) => match origin_of_url(referer) {
+                Some(origin) => Some(origin),
+                None => return false,
+            },
+            (None, None) => None,
+        };
+        let Some(claimed) = claimed else {
+            // No Origin and no Referer: a non-browser client, or a browser that says where the
+            // request came from only through Fetch Metadata.
+            return get(header::HeaderName::from_static("sec-fetch-site")) != Some("cross-site");
+        };
+        let claimed = canonical(&claimed);
+        let own = match &self.public_origin {
+            Some(o) => canonical(o),
+            None => {
+                let info = req.connection_info();
+                canonical(&format!("{}://{}", info.scheme(), info.host()))
+            }
+        };
+        claimed == own || self.allowed.iter().any(|a| canonical(a) == claimed)
+    }
+}
+
+/// `scheme://host[:port]` of a URL, or `None` when it has no such part.
+fn origin_of_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    (!host.is_empty() && matches!(scheme, "http" | "https")).then(|| format!("{scheme}://{host}"))
+}
+
+/// Lower-cases the origin and drops the scheme's default port, so that equal origins compare
+/// equal however they were spelled.
+fn canonical(origin: &str) -> String {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    if let Some(stripped) = o.strip_suffix(":80")
+        && o.starts_with("http://")
+    {
+        return stripped.to_owned();
+    }
+    if let Some(stripped) = o.strip_suffix(":443")
+        && o.starts_with("https://")
+    {
+        return stripped.to_owned();
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn policy() -> CsrfPolicy {
+        CsrfPolicy {
+            public_origin: None,
+            allowed: vec!["https://app.example.com".into()],
+        }
+    }
+
+    fn req(headers: &[(&str, &str)]) -> HttpRequest {
+        let mut r = TestRequest::post().insert_header(("host", "auth.example.com:8000"));
+        for h in headers {
+            r = r.insert_header(*h);
+        }
+        r.to_http_request()
+    }
+
+    #[test]
+    fn own_and_listed_origins_pass_others_fail() {
+        let p = policy();
+        assert!(p.allows(&req(&[("origin", "http://auth.example.com:8000")])));
+        assert!(p.allows(&req(&[("origin", "https://app.example.com")])));
+        assert!(p.allows(&req(&[("origin", "https://APP.example.com:443")])));
+        assert!(!p.allows(&req(&[("origin", "https://evil.example")])));
+        assert!(!p.allows(&req(&[("origin", "null")])));
+        assert!(!p.allows(&req(&[("origin", "https://app.example.com.evil.example")])));
+    }
+
+    #[test]
+    fn referer_counts_when_origin_is_absent() {
+        let p = policy();
+        assert!(p.allows(&req(&[("referer", "https://app.example.com/page?x=1")])));
+        assert!(!p.allows(&req(&[("referer", "https://evil.example/app.example.com")])));
+        assert!(!p.allows(&req(&[("referer", "not a url")])));
+        // Origin wins over Referer.
+        assert!(!p.allows(&req(&[
+            ("origin", "https://evil.example"),
+            ("referer", "https://app.example.com/")
+        ])));
+    }
+
+    #[test]
+    fn without_either_header_only_cross_site_fetch_metadata_is_refused() {
+        let p = policy();
+        assert!(p.allows(&req(&[])));
+        assert!(p.allows(&req(&[("sec-fetch-site", "same-origin")])));
+        assert!(!p.allows(&req(&[("sec-fetch-site", "cross-site")])));
+    }
+
+    #[test]
+    fn public_origin_replaces_the_host_header() {
+        let p = CsrfPolicy {
+            public_origin: Some("https://auth.example.com".into()),
+            allowed: vec![],
+        };
+        assert!(p.allows(&req(&[("origin", "https://auth.example.com")])));
+        assert!(!p.allows(&req(&[("origin", "http://auth.example.com:8000")])));
+    }
+}

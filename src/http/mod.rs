@@ -1,0 +1,54 @@
+//! The only module that speaks HTTP: routes, the cookie builder, token extraction, CSRF, CORS and
+//! the mapping of outcomes to statuses and bodies. Handlers call `auth` flows and nothing deeper.
+
+pub mod cookies;
+pub mod csrf;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use actix_cors::Cors;
+use actix_web::http::{Method, header};
+use ipnet::IpNet;
+
+use crate::auth::AuthService;
+use crate::config::Settings;
+
+use self::cookies::CookieJar;
+use self::csrf::CsrfPolicy;
+
+/// Everything a handler may use, built once at start.
+pub struct AppState {
+    pub auth: AuthService,
+    pub cookies: CookieJar,
+    pub csrf: CsrfPolicy,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl AppState {
+    pub fn new(settings: &Settings, auth: AuthService) -> Self {
+        Self {
+            auth,
+            cookies: CookieJar::new(settings),
+            csrf: CsrfPolicy {
+                public_origin: settings.public_origin.clone(),
+                allowed: settings.cors_allowed_origins.clone(),
+            },
+            trusted_proxies: settings.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// CORS for exactly the listed origins, with credentials. With no list, no cross-origin
+/// request is allowed.
+pub fn cors(settings: &Settings) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
+        .supports_credentials()
+        .max_age(600);
+    for origin in &settings.cors_allowed_origins {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}

@@ -1,0 +1,264 @@
+//! The cookie API (`/api/auth/...`) and the health route. Each handler is a thin skin over an
+//! `auth` flow: read the request, call the flow, turn the outcome into cookies and a body.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::{self, ApiError, detail};
+use super::extract::{bearer_token, client_addr, cookie_token, json_string_field, read_body};
+use crate::auth::{AuthError, IssuedTokens};
+
+/// Registers `path` with and without its trailing slash, answering other methods with a JSON 405.
+fn resource(path: &str) -> actix_web::Resource {
+    let bare = path.trim_end_matches('/').to_owned();
+    let slashed = format!("{bare}/");
+    web::resource([bare, slashed]).default_service(web::to(method_not_allowed))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/api/auth/login/").route(web::post().to(login)))
+        .service(resource("/api/auth/token/refresh/").route(web::post().to(refresh)))
+        .service(resource("/api/auth/logout/").route(web::post().to(logout)))
+        .service(resource("/api/auth/me/").route(web::get().to(me)))
+        .service(resource("/healthz").route(web::get().to(healthz)));
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(req.method().to_string()))
+}
+
+pub async fn not_found() -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound)
+}
+
+async fn healthz() -> HttpResponse {
+    error::json(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+fn set_cookies(
+    mut resp: HttpResponse,
+    cookies: impl IntoIterator<Item = HeaderValue>,
+) -> HttpResponse {
+    for c in cookies {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
+    [
+        state.cookies.access(&tokens.access, tokens.access_max_age),
+        state
+            .cookies
+            .refresh(&tokens.refresh, tokens.refresh_max_age),
+    ]
+}
+
+/// A refresh token from the refresh cookie (preferred) or the JSON body, and whether it came from
+/// the cookie (and so needs the CSRF check).
+fn refresh_token_of(req: &HttpRequest, body: &[u8], state: &AppState) -> (Option<String>, bool) {
+    match cookie_token(req, state.cookies.refresh_name()) {
+        Some(token) => (Some(token), true),
+        None => (
+            json_string_field(body, "refresh").and_then(|v| super::extract::normalize_token(&v)),
+            false,
+        ),
+    }
+}
+
+async fn login(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload).await?;
+    let (username, password) = credentials(&body)?;
+    let client = client_addr(&req, &state.trusted_proxies);
+    let tokens = state.auth.login(&username, &password, client).await?;
+    Ok(set_cookies(
+        detail(StatusCode::OK, error::LOGGED_IN),
+        issued_cookies(&state, &tokens),
+    ))
+}
+
+async fn refresh(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload).await?;
+    let (token, from_cookie) = refresh_token_of(&req, &body, &state);
+    if from_cookie && !state.csrf.allows(&req) {
+        return Err(ApiError::Csrf);
+    }
+    let outcome = match token {
+        None => Err(AuthError::MissingRefreshToken),
+        Some(token) => state.auth.refresh(&token).await,
+    };
+    match outcome {
+        Ok(refreshed) => Ok(set_cookies(
+            detail(StatusCode::OK, error::REFRESHED),
+            issued_cookies(&state, &refreshed.tokens),
+        )),
+        Err(e) => {
+            let e = ApiError::from(e);
+            let resp = actix_web::ResponseError::error_response(&e);
+            // A 401 tells the browser to stop sending dead cookies; a 503 must not log anyone out.
+            Ok(if resp.status() == StatusCode::UNAUTHORIZED {
+                set_cookies(resp, state.cookies.expire_both())
+            } else {
+                resp
+            })
+        }
+    }
+}
+
+async fn logout(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload).await?;
+    let (token, from_cookie) = refresh_token_of(&req, &body, &state);
+    if from_cookie && !state.csrf.allows(&req) {
+        return Err(ApiError::Csrf);
+    }
+    state.auth.logout(token.as_deref()).await?;
+    Ok(set_cookies(
+        detail(StatusCode::OK, error::LOGGED_OUT),
+        state.cookies.expire_both(),
+    ))
+}
+
+async fn me(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let token = bearer_token(&req).or_else(|| cookie_token(&req, state.cookies.access_name()));
+    let user = state.auth.authenticate(token.as_deref()).await?;
+    Ok(error::json(
+        StatusCode::OK,
+        &Me {
+            id: user.id.as_str(),
+            username: user.username.as_str(),
+            is_active: user.is_active,
+        },
+    ))
+}
+
+/// The body of `me`, in the contract's field order.
+#[derive(serde::Serialize)]
+struct Me<'a> {
+    id: &'a str,
+    username: &'a str,
+    is_active: bool,
+}
+
+/// `username` and `password` from a JSON body, with Django REST framework's field errors.
+pub fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
+    let object = json_object(body)?;
+    let mut errors = Map::new();
+    let username = string_field(&object, "username", &mut errors);
+    let password = string_field(&object, "password", &mut errors);
+    match (username, password) {
+        (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
+        _ => Err(ApiError::BadRequest(Value::Object(errors))),
+    }
+}
+
+/// The body as a JSON object; an empty body is an empty object, as in Django REST framework.
+pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(json!({ "detail": format!("JSON parse error - {e}") }))
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        other => {
+            let got = match other {
+                Value::Array(_) => "list",
+                Value::String(_) => "str",
+                Value::Bool(_) => "bool",
+                Value::Null => "NoneType",
+                Value::Number(n) if n.is_f64() => "float",
+                _ => "int",
+            };
+            Err(ApiError::BadRequest(json!({
+                "non_field_errors": [format!("Invalid data. Expected a dictionary, but got {got}.")]
+            })))
+        }
+    }
+}
+
+/// A CharField as Django REST framework reads one: numbers become text, other types, null,
+/// blank and missing values are field errors.
+pub fn string_field(
+    object: &Map<String, Value>,
+    name: &str,
+    errors: &mut Map<String, Value>,
+) -> Option<String> {
+    let problem = match object.get(name) {
+        None => error::FIELD_REQUIRED,
+        Some(Value::Null) => error::FIELD_NULL,
+        Some(Value::String(s)) if s.trim().is_empty() => error::FIELD_BLANK,
+        Some(Value::String(s)) => return Some(s.clone()),
+        Some(Value::Number(n)) => return Some(n.to_string()),
+        Some(_) => error::FIELD_NOT_STRING,
+    };
+    errors.insert(name.to_owned(), json!([problem]));
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad_request(body: &[u8]) -> Value {
+        match credentials(body) {
+            Err(ApiError::BadRequest(v)) => v,
+            other => panic!("expected a 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        assert_eq!(
+            bad_request(b"{}"),
+            json!({"username": ["This field is required."], "password": ["This field is required."]})
+        );
+        assert_eq!(bad_request(b""), bad_request(b"{}"));
+        assert_eq!(
+            bad_request(br#"{"username":"a"}"#),
+            json!({"password": ["This field is required."]})
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_get_django_rest_framework_messages() {
+        assert_eq!(
+            bad_request(br#"{"username":null,"password":" "}"#),
+            json!({"username": ["This field may not be null."], "password": ["This field may not be blank."]})
+        );
+        assert_eq!(
+            bad_request(br#"{"username":["a"],"password":{}}"#),
+            json!({"username": ["Not a valid string."], "password": ["Not a valid string."]})
+        );
+        assert_eq!(
+            bad_request(b"[1]"),
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+        );
+        let parse = bad_request(b"{nope");
+        assert!(
+            parse["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("JSON parse error - ")
+        );
+        assert_eq!(
+            credentials(br#"{"username":42,"password":"pw"}"#).unwrap(),
+            ("42".into(), "pw".into())
+        );
+    }
+}

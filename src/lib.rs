@@ -1,0 +1,9 @@
+//! refreshd: a session server that keeps users logged in with rotating refresh tokens.
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod startup;
+pub mod store;
+pub mod tokens;

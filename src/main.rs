@@ -1,0 +1,152 @@
+//! The command line: `serve` (the default) and the `user` commands. Loads `.env`, reads the
+//! settings from the environment and hands over to the library; no logic of its own.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use refreshd::auth;
+use refreshd::config::Settings;
+use refreshd::domain::{UserId, Username};
+use refreshd::startup::{Application, open_store};
+use refreshd::store::{Store, StoreError};
+
+#[derive(Parser)]
+#[command(
+    name = "refreshd",
+    version,
+    about = "A session server with rotating refresh tokens"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage users in the store named by REDIS_URL.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from standard input (one line). Prints the new id.
+    Add {
+        username: String,
+        /// Use this id (to mirror an existing user table) instead of a random UUID.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Stop a user from logging in or refreshing, at once.
+    Deactivate { username: String },
+    /// Let a deactivated user log in again.
+    Activate { username: String },
+    /// List every user.
+    List,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Real environment variables win over .env; a missing .env is fine.
+    let _ = dotenvy::dotenv();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let settings = match Settings::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("refreshd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::User(cmd) => user(settings, cmd).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("refreshd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let app = Application::build(settings.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let host = settings
+        .bind_addr
+        .rsplit_once(':')
+        .map_or("127.0.0.1", |(h, _)| h);
+    log::info!(
+        "refreshd listening on http://{host}:{}/ (try: curl -i -X POST http://{host}:{}/api/auth/login/ -H 'Content-Type: application/json' -d '{{\"username\":\"demo\",\"password\":\"demo\"}}')",
+        app.port(),
+        app.port()
+    );
+    app.run_until_stopped().await.map_err(|e| e.to_string())?;
+    log::info!("refreshd stopped");
+    Ok(())
+}
+
+async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
+    if settings.redis_url.is_none() {
+        return Err("user commands need REDIS_URL: the in-process store lives inside a running server and cannot be changed from outside".into());
+    }
+    let store = open_store(&settings).await.map_err(|e| e.to_string())?;
+    let username = |raw: &str| {
+        Username::parse(raw)
+            .ok_or_else(|| format!("{raw:?} is not a valid username (1 to 150 visible characters)"))
+    };
+    match cmd {
+        UserCommand::Add { username: raw, id } => {
+            let name = username(&raw)?;
+            let id = match id {
+                Some(raw_id) => Some(UserId::parse(&raw_id).ok_or_else(|| {
+                    format!("{raw_id:?} is not a valid id (1 to 64 of A-Z a-z 0-9 - _ . @ +)")
+                })?),
+                None => None,
+            };
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err("the password (read from standard input) is empty".into());
+            }
+            let user = auth::new_user(name, password, id);
+            store.add_user(&user).await.map_err(|e| match e {
+                StoreError::UsernameTaken => format!("username {raw:?} is taken"),
+                StoreError::IdTaken => format!("id {} is taken", user.id),
+                other => other.to_string(),
+            })?;
+            println!("{}", user.id);
+        }
+        UserCommand::Deactivate { username: raw } => {
+            set_active(&*store, &username(&raw)?, false).await?
+        }
+        UserCommand::Activate { username: raw } => {
+            set_active(&*store, &username(&raw)?, true).await?
+        }
+        UserCommand::List => {
+            for u in store.list_users().await.map_err(|e| e.to_string())? {
+                let state = if u.is_active { "active" } else { "inactive" };
+                println!("{}\t{}\t{state}", u.id, u.username);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_active(store: &dyn Store, name: &Username, active: bool) -> Result<(), String> {
+    match store.set_user_active(name, active).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("no user named {:?}", name.as_str())),
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,142 @@
+//! Building and running the application. `build` binds (port 0 in tests) and wires every layer;
+//! `run_until_stopped` serves until SIGTERM or SIGINT and lets in-flight requests finish. The only
+//! module that sees every layer.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Logger;
+use actix_web::{App, HttpServer, web};
+
+use crate::auth::{self, AuthService};
+use crate::config::Settings;
+use crate::domain::Username;
+use crate::http::{self, AppState};
+use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot reach Redis at REDIS_URL: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on BIND_ADDR={addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// The store the settings name: Redis with REDIS_URL, otherwise the in-process one.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+    match &settings.redis_url {
+        Some(url) => {
+            let url = String::from_utf8_lossy(url.expose()).into_owned();
+            Ok(Arc::new(
+                RedisStore::connect(&url, settings.store_timeout).await?,
+            ))
+        }
+        None => Ok(Arc::new(MemoryStore::new())),
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Arc<dyn Store>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let store = open_store(&settings).await?;
+        Self::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartupError> {
+        announce(&settings, store.as_ref()).await?;
+        let listener =
+            TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
+                addr: settings.bind_addr.clone(),
+                source,
+            })?;
+        let bind_error = |source| StartupError::Bind {
+            addr: settings.bind_addr.clone(),
+            source,
+        };
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let state = web::Data::new(AppState::new(
+            &settings,
+            AuthService::new(&settings, store.clone()),
+        ));
+        let cors_settings = settings.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(http::cors(&cors_settings))
+                // Path only: a query string or a header could carry a token.
+                .wrap(
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .configure(http::routes::configure)
+                .default_service(web::to(http::routes::not_found))
+        })
+        .listen(listener)
+        .map_err(bind_error)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Self {
+            port,
+            server,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Stops the server: `handle().stop(true)` lets in-flight requests finish.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Logs the mode the server runs in, and seeds the demo user on a development in-process store.
+async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StoreError> {
+    if settings.signing_key_generated {
+        log::warn!(
+            "no SIGNING_KEY: using a random development key; tokens will not survive a restart"
+        );
+    }
+    if !settings.blacklist_after_rotation {
+        log::warn!(
+            "BLACKLIST_AFTER_ROTATION=false: rotated-out refresh tokens stay valid until they expire, and reuse detection is off"
+        );
+    }
+    if store.kind() == "memory" {
+        log::info!(
+            "no REDIS_URL: using the in-process store (sessions are lost on restart and not shared between instances)"
+        );
+        if !settings.production {
+            let demo = Username::parse("demo").expect("a valid username");
+            if store.user_by_username(&demo).await?.is_none() {
+                store.add_user(&auth::new_user(demo, "demo", None)).await?;
+                log::info!("demo user created: username \"demo\", password \"demo\"");
+            }
+        }
+    } else {
+        log::info!("using Redis at REDIS_URL");
+    }
+    Ok(())
+}

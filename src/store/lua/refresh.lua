@@ -1,0 +1,88 @@
+-- One refresh, decided atomically: rotate the presented refresh token, recognise a concurrent
+-- replay inside the reuse interval, or detect reuse and revoke the whole session.
+-- The in-process store (src/store/memory.rs) follows these same steps; keep the two in step.
+--
+-- KEYS[1] user hash     KEYS[2] session hash     KEYS[3] blacklist entry of the presented jti
+-- ARGV[1] presented jti           ARGV[2] presented exp (s)      ARGV[3] now (ms)
+-- ARGV[4] adopt: '1' lets a token minted elsewhere (no sid) start its session
+-- ARGV[5] rotate '1'/'0'          ARGV[6] blacklist '1'/'0'      ARGV[7] reuse interval (ms)
+-- ARGV[8] leeway (s)              ARGV[9] next refresh jti       ARGV[10] next access jti
+-- ARGV[11] next iat (s)           ARGV[12] next refresh exp (s)  ARGV[13] next access exp (s)
+-- ARGV[14] end (s) of an adopted session, '' for none
+-- Returns {outcome} or {outcome, refresh jti, access jti, iat, refresh exp, access exp}.
+
+local jti = ARGV[1]
+local now = tonumber(ARGV[3])
+local leeway = tonumber(ARGV[8])
+local s = redis.call('HMGET', KEYS[2], 'cur', 'rev', 'prev', 'prev_at', 'end',
+  'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
+local cur, rev, prev, prev_at, send = s[1], s[2], s[3], s[4], s[5]
+
+if not cur then
+  if ARGV[4] ~= '1' or redis.call('EXISTS', KEYS[3]) == 1 then
+    return {'invalid'}
+  end
+  cur = jti
+  send = ARGV[14]
+  redis.call('HSET', KEYS[2], 'cur', jti, 'end', send, 'created', ARGV[3])
+  redis.call('PEXPIREAT', KEYS[2], (tonumber(ARGV[2]) + leeway) * 1000)
+end
+if rev == '1' then
+  return {'invalid'}
+end
+
+local grace = prev and jti == prev and now < tonumber(prev_at) + tonumber(ARGV[7])
+if jti ~= cur and not grace then
+  if ARGV[6] == '1' then
+    -- A retired token came back: someone holds a copy. End the family.
+    redis.call('HSET', KEYS[2], 'rev', '1')
+    redis.call('HDEL', KEYS[2], 'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
+    return {'reuse'}
+  end
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    return {'invalid'}
+  end
+end
+
+local active = redis.call('HGET', KEYS[1], 'active')
+if not active then
+  return {'no_user'}
+end
+if active ~= '1' then
+  return {'inactive'}
+end
+local has_end = send and send ~= ''
+if has_end and math.floor(now / 1000) >= tonumber(send) then
+  return {'invalid'}
+end
+if grace and s[6] then
+  return {'grace', s[6], s[7], s[8], s[9], s[10]}
+end
+
+local rexp = tonumber(ARGV[12])
+local aexp = tonumber(ARGV[13])
+if has_end then
+  rexp = math.min(rexp, tonumber(send))
+  aexp = math.min(aexp, tonumber(send))
+end
+rexp = string.format('%d', rexp)
+aexp = string.format('%d', aexp)
+
+if ARGV[5] ~= '1' then
+  return {'kept', jti, ARGV[10], ARGV[11], ARGV[2], aexp}
+end
+
+redis.call('HSET', KEYS[2], 'cur', ARGV[9], 'prev', jti, 'prev_at', ARGV[3],
+  'n_r', ARGV[9], 'n_a', ARGV[10], 'n_iat', ARGV[11], 'n_rexp', rexp, 'n_aexp', aexp)
+-- The record outlives every token of its family, so that a revoked family stays revoked.
+local keep = (tonumber(rexp) + leeway) * 1000
+if now + redis.call('PTTL', KEYS[2]) < keep then
+  redis.call('PEXPIREAT', KEYS[2], string.format('%d', keep))
+end
+if ARGV[6] == '1' then
+  local bl_until = (tonumber(ARGV[2]) + leeway) * 1000
+  if bl_until > now then
+    redis.call('SET', KEYS[3], '1', 'PXAT', string.format('%d', bl_until))
+  end
+end
+return {'rotated', ARGV[9], ARGV[10], ARGV[11], rexp, aexp}

@@ -1,0 +1,338 @@
+//! The in-process store: everything in one mutex-guarded map, for running with no set-up. It
+//! follows the Redis store's rules step for step (see `lua/refresh.lua`); the contract tests run
+//! against both. Entries carry their own expiry and a sweep removes the dead ones, so nothing
+//! grows without bound. State is lost when the process stops and is not shared between instances.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+
+use super::{
+    AccessCheck, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
+    StoreError, Successor, clamp_to_end,
+};
+use crate::domain::{Jti, SessionId, User, UserId, Username};
+
+/// How often, at most, a write sweeps out expired entries.
+const SWEEP_EVERY_MS: u64 = 1_000;
+
+struct SessionRec {
+    current: Jti,
+    end: Option<u64>,
+    revoked: bool,
+    prev: Option<Jti>,
+    prev_at_ms: u64,
+    next: Option<Successor>,
+    /// Milliseconds since the epoch after which the record is gone.
+    keep_until_ms: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<UserId, User>,
+    by_name: HashMap<String, UserId>,
+    sessions: HashMap<(UserId, SessionId), SessionRec>,
+    /// Blacklisted jtis, with the time their entry may go.
+    blacklist: HashMap<(UserId, Jti), u64>,
+    /// Login-failure counters: count and end of window (ms).
+    failures: HashMap<String, (u32, u64)>,
+    last_sweep_ms: u64,
+}
+
+impl Inner {
+    fn sweep(&mut self, now_ms: u64) {
+        if now_ms < self.last_sweep_ms + SWEEP_EVERY_MS {
+            return;
+        }
+        self.last_sweep_ms = now_ms;
+        self.sessions.retain(|_, s| s.keep_until_ms > now_ms);
+        self.blacklist.retain(|_, until| *until > now_ms);
+        self.failures.retain(|_, (_, until)| *until > now_ms);
+    }
+
+    fn session(&mut self, key: &(UserId, SessionId), now_ms: u64) -> Option<&mut SessionRec> {
+        self.sessions
+            .get_mut(key)
+            .filter(|s| s.keep_until_ms > now_ms)
+    }
+
+    fn is_blacklisted(&self, key: &(UserId, Jti), now_ms: u64) -> bool {
+        self.blacklist.get(key).is_some_and(|until| *until > now_ms)
+    }
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-made change: every change below is
+        // made after all its checks. So a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of live entries of every kind, for the tests that prove nothing is kept forever.
+    pub fn entry_count(&self) -> usize {
+        let mut inner = self.lock();
+        inner.last_sweep_ms = 0;
+        inner.sweep(now_ms());
+        inner.sessions.len() + inner.blacklist.len() + inner.failures.len()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.by_name.contains_key(user.username.as_str()) {
+            return Err(StoreError::UsernameTaken);
+        }
+        if inner.users.contains_key(&user.id) {
+            return Err(StoreError::IdTaken);
+        }
+        inner
+            .by_name
+            .insert(user.username.as_str().to_owned(), user.id.clone());
+        inner.users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .by_name
+            .get(username.as_str())
+            .and_then(|id| inner.users.get(id))
+            .cloned())
+    }
+
+    async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let Some(id) = inner.by_name.get(username.as_str()).cloned() else {
+            return Ok(false);
+        };
+        Ok(match inner.users.get_mut(&id) {
+            Some(user) => {
+                user.is_active = active;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut users: Vec<User> = self.lock().users.values().cloned().collect();
+        users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+        Ok(users)
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(s.now_ms);
+        inner.sessions.insert(
+            (s.user_id.clone(), s.sid.clone()),
+            SessionRec {
+                current: s.refresh_jti.clone(),
+                end: s.end,
+                revoked: false,
+                prev: None,
+                prev_at_ms: 0,
+                next: None,
+                keep_until_ms: (s.refresh_exp + s.leeway) * 1000,
+            },
+        );
+        Ok(())
+    }
+
+    async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(r.now_ms);
+        let key = (r.user_id.clone(), r.sid.clone());
+        let bl_key = (r.user_id.clone(), r.jti.clone());
+        let blacklisted = inner.is_blacklisted(&bl_key, r.now_ms);
+        let keep_presented_ms = (r.jti_exp + r.leeway) * 1000;
+
+        if inner.session(&key, r.now_ms).is_none() {
+            if !r.adopt || blacklisted {
+                return Ok(RefreshOutcome::Invalid);
+            }
+            inner.sessions.insert(
+                key.clone(),
+                SessionRec {
+                    current: r.jti.clone(),
+                    end: r.adopt_end,
+                    revoked: false,
+                    prev: None,
+                    prev_at_ms: 0,
+                    next: None,
+                    keep_until_ms: keep_presented_ms,
+                },
+            );
+        }
+        let user_state = inner.users.get(&r.user_id).map(|u| u.is_active);
+        let session = inner.sessions.get_mut(&key).expect("present or just made");
+        if session.revoked {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        let grace = session.prev.as_ref() == Some(&r.jti)
+            && r.now_ms < session.prev_at_ms + r.reuse_interval_ms;
+        if r.jti != session.current && !grace {
+            if r.blacklist {
+                session.revoked = true;
+                session.next = None;
+                return Ok(RefreshOutcome::ReuseRevoked);
+            }
+            if blacklisted {
+                return Ok(RefreshOutcome::Invalid);
+            }
+        }
+        match user_state {
+            None => return Ok(RefreshOutcome::UserMissing),
+            Some(false) => return Ok(RefreshOutcome::UserInactive),
+            Some(true) => {}
+        }
+        if session.end.is_some_and(|end| r.now_ms / 1000 >= end) {
+            return Ok(RefreshOutcome::Invalid);
+        }
+        if grace && let Some(next) = &session.next {
+            return Ok(RefreshOutcome::GraceReplay(next.clone()));
+        }
+        let next = clamp_to_end(&r.next, session.end);
+        if !r.rotate {
+            return Ok(RefreshOutcome::Kept(Successor {
+                refresh_jti: r.jti.clone(),
+                refresh_exp: r.jti_exp,
+                ..next
+            }));
+        }
+        session.current = next.refresh_jti.clone();
+        session.prev = Some(r.jti.clone());
+        session.prev_at_ms = r.now_ms;
+        session.next = Some(next.clone());
+        session.keep_until_ms = session
+            .keep_until_ms
+            .max((next.refresh_exp + r.leeway) * 1000);
+        if r.blacklist && keep_presented_ms > r.now_ms {
+            inner.blacklist.insert(bl_key, keep_presented_ms);
+        }
+        Ok(RefreshOutcome::Rotated(next))
+    }
+
+    async fn revoke(&self, r: &RevokeRequest) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(r.now_ms);
+        let key = (r.user_id.clone(), r.sid.clone());
+        let keep_ms = (r.jti_exp + r.leeway) * 1000;
+        match inner.session(&key, r.now_ms) {
+            Some(session) => {
+                session.revoked = true;
+                session.next = None;
+            }
+            None if r.adopt => {
+                inner.sessions.insert(
+                    key,
+                    SessionRec {
+                        current: r.jti.clone(),
+                        end: None,
+                        revoked: true,
+                        prev: None,
+                        prev_at_ms: 0,
+                        next: None,
+                        keep_until_ms: keep_ms,
+                    },
+                );
+            }
+            None => return Ok(()),
+        }
+        if keep_ms > r.now_ms {
+            inner
+                .blacklist
+                .insert((r.user_id.clone(), r.jti.clone()), keep_ms);
+        }
+        Ok(())
+    }
+
+    async fn check_access(
+        &self,
+        user_id: &UserId,
+        sid: Option<&SessionId>,
+    ) -> Result<AccessCheck, StoreError> {
+        let mut inner = self.lock();
+        let Some(user) = inner.users.get(user_id).cloned() else {
+            return Ok(AccessCheck::UserMissing);
+        };
+        if !user.is_active {
+            return Ok(AccessCheck::UserInactive);
+        }
+        if let Some(sid) = sid {
+            let live = inner
+                .session(&(user_id.clone(), sid.clone()), now_ms())
+                .is_some_and(|s| !s.revoked);
+            if !live {
+                return Ok(AccessCheck::SessionRevoked);
+            }
+        }
+        Ok(AccessCheck::Ok(user))
+    }
+
+    async fn login_blocked(
+        &self,
+        keys: &[LimitKey],
+        max: u32,
+        now_ms: u64,
+    ) -> Result<Option<Duration>, StoreError> {
+        let inner = self.lock();
+        Ok(keys
+            .iter()
+            .filter_map(|k| inner.failures.get(&k.as_key()))
+            .filter(|(count, until)| *count >= max && *until > now_ms)
+            .map(|(_, until)| Duration::from_millis(until - now_ms))
+            .max())
+    }
+
+    async fn record_login_failure(
+        &self,
+        keys: &[LimitKey],
+        window: Duration,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.sweep(now_ms);
+        for key in keys {
+            let entry = inner.failures.entry(key.as_key()).or_insert((0, 0));
+            if entry.1 <= now_ms {
+                *entry = (0, now_ms + window.as_millis() as u64);
+            }
+            entry.0 = entry.0.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, key: &LimitKey) -> Result<(), StoreError> {
+        self.lock().failures.remove(&key.as_key());
+        Ok(())
+    }
+}

@@ -1,0 +1,177 @@
+//! Storage behind one trait: users, sessions (token families), the blacklist and login-failure
+//! counters. Two implementations with the same semantics: Redis (`redis`), shared by every
+//! instance, and an in-process store (`memory`) for running with no set-up. The same contract
+//! tests pass on both. Depends on `domain` only; knows nothing of HTTP or JWT encoding.
+
+mod memory;
+mod redis;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::{Jti, SessionId, User, UserId, Username};
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store did not answer in time or the connection is down. Callers fail closed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("username is taken")]
+    UsernameTaken,
+    #[error("user id is taken")]
+    IdTaken,
+    /// The store answered something this code does not understand.
+    #[error("unexpected store reply: {0}")]
+    Unexpected(String),
+}
+
+/// The tokens a rotation produces, described by their claims (seconds since the epoch). Tokens
+/// themselves are never stored: a concurrent replay is answered by signing these claims again,
+/// which for HMAC gives the very same token strings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Successor {
+    pub refresh_jti: Jti,
+    pub access_jti: Jti,
+    pub iat: u64,
+    pub refresh_exp: u64,
+    pub access_exp: u64,
+}
+
+/// A new session, started by a login.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub user_id: UserId,
+    pub sid: SessionId,
+    pub refresh_jti: Jti,
+    pub refresh_exp: u64,
+    pub now_ms: u64,
+    /// Absolute end of the session (SESSION_MAX_LIFETIME), seconds since the epoch.
+    pub end: Option<u64>,
+    pub leeway: u64,
+}
+
+/// One refresh, decided atomically by the store.
+#[derive(Clone, Debug)]
+pub struct RefreshRequest {
+    pub user_id: UserId,
+    pub sid: SessionId,
+    /// True for a token minted elsewhere (no `sid`): its first refresh starts its session.
+    pub adopt: bool,
+    /// The end an adopted session gets (SESSION_MAX_LIFETIME from the token's `iat`).
+    pub adopt_end: Option<u64>,
+    pub jti: Jti,
+    pub jti_exp: u64,
+    pub now_ms: u64,
+    pub rotate: bool,
+    pub blacklist: bool,
+    pub reuse_interval_ms: u64,
+    pub leeway: u64,
+    /// The successor to commit if this request is the one that rotates.
+    pub next: Successor,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// This request rotated the token; the successor is now the session's newest token.
+    Rotated(Successor),
+    /// The token was rotated moments ago (within the reuse interval): the same successor again.
+    GraceReplay(Successor),
+    /// Rotation is off: a new access token; the refresh token stays as it is.
+    Kept(Successor),
+    /// Unknown, revoked or ended session, or a blacklisted token.
+    Invalid,
+    /// A retired token came back after the reuse interval: the session is now revoked.
+    ReuseRevoked,
+    UserMissing,
+    UserInactive,
+}
+
+/// Logout: revoke the session of a presented refresh token.
+#[derive(Clone, Debug)]
+pub struct RevokeRequest {
+    pub user_id: UserId,
+    pub sid: SessionId,
+    pub adopt: bool,
+    pub jti: Jti,
+    pub jti_exp: u64,
+    pub now_ms: u64,
+    pub leeway: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessCheck {
+    Ok(User),
+    UserMissing,
+    UserInactive,
+    SessionRevoked,
+}
+
+/// What a login-failure counter counts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    Username(String),
+    Addr(IpAddr),
+}
+
+impl LimitKey {
+    pub fn as_key(&self) -> String {
+        match self {
+            LimitKey::Username(u) => format!("user:{u}"),
+            LimitKey::Addr(a) => format!("addr:{a}"),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "redis" or "memory", for logs.
+    fn kind(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
+    /// Returns false when there is no such user.
+    async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError>;
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
+    async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, StoreError>;
+    async fn revoke(&self, request: &RevokeRequest) -> Result<(), StoreError>;
+    /// The user behind an access token, if the user is active and the session is not revoked.
+    async fn check_access(
+        &self,
+        user_id: &UserId,
+        sid: Option<&SessionId>,
+    ) -> Result<AccessCheck, StoreError>;
+
+    /// How long until the first of these counters falls below `max`, if any is at `max` or above.
+    async fn login_blocked(
+        &self,
+        keys: &[LimitKey],
+        max: u32,
+        now_ms: u64,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// Counts one failure on each key; a counter's window starts at its first failure.
+    async fn record_login_failure(
+        &self,
+        keys: &[LimitKey],
+        window: Duration,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+    async fn clear_login_failures(&self, key: &LimitKey) -> Result<(), StoreError>;
+}
+
+/// Clamps a successor's expiries to the session's absolute end.
+fn clamp_to_end(next: &Successor, end: Option<u64>) -> Successor {
+    let mut n = next.clone();
+    if let Some(end) = end {
+        n.refresh_exp = n.refresh_exp.min(end);
+        n.access_exp = n.access_exp.min(end);
+    }
+    n
+}

@@ -1,0 +1,394 @@
+//! The Redis store, shared by every instance. Each refresh is one EVALSHA of `lua/refresh.lua`:
+//! one round trip, decided atomically. Every call is bounded by STORE_TIMEOUT; a store that does
+//! not answer is `Unavailable` and the caller fails closed.
+//!
+//! Key layout (the only place it is written down):
+//!
+//! ```text
+//! refreshd:{u:<user id>}:user          hash   id, username, password (argon2id PHC), active (1/0)
+//! refreshd:{u:<user id>}:s:<sid>       hash   one session (token family): cur (newest refresh
+//!                                             jti), rev (1 once revoked), end (absolute end, s),
+//!                                             created (ms), prev + prev_at (the token it replaced,
+//!                                             and when), n_* (claims of the newest tokens, for
+//!                                             replays within the reuse interval)
+//!                                             expires when the family's newest token does
+//! refreshd:{u:<user id>}:bl:<jti>      string blacklist entry, expires when that token would
+//! refreshd:username:<username>         string the user id
+//! refreshd:users                       set    every user id
+//! refreshd:lf:user:<username>          string login failures for a username, expires with the window
+//! refreshd:lf:addr:<ip>                string login failures from a client address
+//! ```
+//!
+//! Everything a refresh touches carries the user's hash tag `{u:<id>}`, so one script can read the
+//! user and change the session and its blacklist in one slot of a Redis Cluster.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{
+    AccessCheck, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
+    StoreError, Successor,
+};
+use crate::domain::{Jti, SessionId, User, UserId, Username};
+
+const USERS_KEY: &str = "refreshd:users";
+
+fn user_key(id: &UserId) -> String {
+    format!("refreshd:{{u:{id}}}:user")
+}
+fn session_key(id: &UserId, sid: &SessionId) -> String {
+    format!("refreshd:{{u:{id}}}:s:{sid}")
+}
+fn blacklist_key(id: &UserId, jti: &Jti) -> String {
+    format!("refreshd:{{u:{id}}}:bl:{jti}")
+}
+fn username_key(name: &Username) -> String {
+    format!("refreshd:username:{name}")
+}
+fn limit_key(key: &LimitKey) -> String {
+    format!("refreshd:lf:{}", key.as_key())
+}
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    timeout: Duration,
+    refresh: Script,
+    revoke: Script,
+    login_failure: Script,
+}
+
+impl RedisStore {
+    /// Connects, failing within `timeout` when Redis cannot be reached. Afterwards the
+    /// connection re-establishes itself in the background whenever it drops.
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            timeout * 2,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(unavailable)?;
+        Ok(Self {
+            conn,
+            timeout,
+            refresh: Script::new(include_str!("lua/refresh.lua")),
+            revoke: Script::new(include_str!("lua/revoke.lua")),
+            login_failure: Script::new(include_str!("lua/login_failure.lua")),
+        })
+    }
+
+    /// Runs one store call within the timeout.
+    async fn bounded<T, F>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".into(),
+            )),
+        }
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let mut c = self.conn.clone();
+        let fields: Vec<Option<String>> = self
+            .bounded(
+                redis::cmd("HMGET")
+                    .arg(user_key(id))
+                    .arg(&["username", "password", "active"])
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(user_from_fields(id, &fields))
+    }
+}
+
+fn user_from_fields(id: &UserId, fields: &[Option<String>]) -> Option<User> {
+    match fields {
+        [Some(name), Some(hash), Some(active)] => Some(User {
+            id: id.clone(),
+            username: Username::parse(name)?,
+            password_hash: hash.clone(),
+            is_active: active == "1",
+        }),
+        _ => None,
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    match e.kind() {
+        redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse => {
+            StoreError::Unexpected(e.to_string())
+        }
+        _ => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+fn parse_successor(reply: &[String]) -> Result<Successor, StoreError> {
+    let bad = || StoreError::Unexpected(format!("refresh script returned {reply:?}"));
+    let [_, r, a, iat, rexp, aexp] = reply else {
+        return Err(bad());
+    };
+    let num = |s: &String| s.parse::<u64>().map_err(|_| bad());
+    Ok(Successor {
+        refresh_jti: Jti::parse(r).ok_or_else(bad)?,
+        access_jti: Jti::parse(a).ok_or_else(bad)?,
+        iat: num(iat)?,
+        refresh_exp: num(rexp)?,
+        access_exp: num(aexp)?,
+    })
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: String = self.bounded(redis::cmd("PING").query_async(&mut c)).await?;
+        Ok(())
+    }
+
+    async fn add_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let name_key = username_key(&user.username);
+        // The username is claimed first, then the id; each claim is one atomic NX write, so two
+        // concurrent adds cannot both win, and no step needs keys from two slots.
+        let claimed: bool = self
+            .bounded(
+                redis::cmd("SET")
+                    .arg(&name_key)
+                    .arg(user.id.as_str())
+                    .arg("NX")
+                    .query_async::<Option<String>>(&mut c),
+            )
+            .await?
+            .is_some();
+        if !claimed {
+            return Err(StoreError::UsernameTaken);
+        }
+        let key = user_key(&user.id);
+        let id_free: bool = self
+            .bounded(c.hset_nx(&key, "id", user.id.as_str()))
+            .await?;
+        if !id_free {
+            let _: i64 = self.bounded(c.del(&name_key)).await?;
+            return Err(StoreError::IdTaken);
+        }
+        let active = if user.is_active { "1" } else { "0" };
+        let _: () = self
+            .bounded(c.hset_multiple(
+                &key,
+                &[
+                    ("username", user.username.as_str()),
+                    ("password", user.password_hash.as_str()),
+                    ("active", active),
+                ],
+            ))
+            .await?;
+        let _: i64 = self.bounded(c.sadd(USERS_KEY, user.id.as_str())).await?;
+        Ok(())
+    }
+
+    async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
+        let mut c = self.conn.clone();
+        let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
+        match id.as_deref().and_then(UserId::parse) {
+            Some(id) => self.user_by_id(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError> {
+        let Some(user) = self.user_by_username(username).await? else {
+            return Ok(false);
+        };
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .bounded(c.hset(user_key(&user.id), "active", if active { "1" } else { "0" }))
+            .await?;
+        Ok(true)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let mut c = self.conn.clone();
+        let ids: Vec<String> = self.bounded(c.smembers(USERS_KEY)).await?;
+        let mut users = Vec::with_capacity(ids.len());
+        for id in ids.iter().filter_map(|s| UserId::parse(s)) {
+            if let Some(user) = self.user_by_id(&id).await? {
+                users.push(user);
+            }
+        }
+        users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
+        Ok(users)
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let key = session_key(&s.user_id, &s.sid);
+        let end = s.end.map(|e| e.to_string()).unwrap_or_default();
+        let keep_ms = (s.refresh_exp + s.leeway) * 1000;
+        let _: () = self
+            .bounded(
+                redis::pipe()
+                    .atomic()
+                    .hset_multiple(
+                        &key,
+                        &[
+                            ("cur", s.refresh_jti.as_str()),
+                            ("end", end.as_str()),
+                            ("created", s.now_ms.to_string().as_str()),
+                        ],
+                    )
+                    .ignore()
+                    .pexpire_at(&key, keep_ms as i64)
+                    .ignore()
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
+        let mut c = self.conn.clone();
+        let flag = |b: bool| if b { "1" } else { "0" };
+        let mut inv = self.refresh.prepare_invoke();
+        inv.key(user_key(&r.user_id))
+            .key(session_key(&r.user_id, &r.sid))
+            .key(blacklist_key(&r.user_id, &r.jti))
+            .arg(r.jti.as_str())
+            .arg(r.jti_exp)
+            .arg(r.now_ms)
+            .arg(flag(r.adopt))
+            .arg(flag(r.rotate))
+            .arg(flag(r.blacklist))
+            .arg(r.reuse_interval_ms)
+            .arg(r.leeway)
+            .arg(r.next.refresh_jti.as_str())
+            .arg(r.next.access_jti.as_str())
+            .arg(r.next.iat)
+            .arg(r.next.refresh_exp)
+            .arg(r.next.access_exp)
+            .arg(r.adopt_end.map(|e| e.to_string()).unwrap_or_default());
+        let reply: Vec<String> = self.bounded(inv.invoke_async(&mut c)).await?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("rotated") => RefreshOutcome::Rotated(parse_successor(&reply)?),
+            Some("grace") => RefreshOutcome::GraceReplay(parse_successor(&reply)?),
+            Some("kept") => RefreshOutcome::Kept(parse_successor(&reply)?),
+            Some("invalid") => RefreshOutcome::Invalid,
+            Some("reuse") => RefreshOutcome::ReuseRevoked,
+            Some("no_user") => RefreshOutcome::UserMissing,
+            Some("inactive") => RefreshOutcome::UserInactive,
+            _ => {
+                return Err(StoreError::Unexpected(format!(
+                    "refresh script returned {reply:?}"
+                )));
+            }
+        })
+    }
+
+    async fn revoke(&self, r: &RevokeRequest) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let mut inv = self.revoke.prepare_invoke();
+        inv.key(session_key(&r.user_id, &r.sid))
+            .key(blacklist_key(&r.user_id, &r.jti))
+            .arg(r.jti.as_str())
+            .arg(r.jti_exp)
+            .arg(r.now_ms)
+            .arg(r.leeway)
+            .arg(if r.adopt { "1" } else { "0" });
+        let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        Ok(())
+    }
+
+    async fn check_access(
+        &self,
+        user_id: &UserId,
+        sid: Option<&SessionId>,
+    ) -> Result<AccessCheck, StoreError> {
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(user_key(user_id))
+            .arg(&["username", "password", "active"]);
+        if let Some(sid) = sid {
+            pipe.cmd("HMGET")
+                .arg(session_key(user_id, sid))
+                .arg(&["cur", "rev"]);
+        }
+        let replies: Vec<Vec<Option<String>>> = self.bounded(pipe.query_async(&mut c)).await?;
+        let Some(user) = replies.first().and_then(|f| user_from_fields(user_id, f)) else {
+            return Ok(AccessCheck::UserMissing);
+        };
+        if !user.is_active {
+            return Ok(AccessCheck::UserInactive);
+        }
+        if let Some(session) = replies.get(1) {
+            let live = matches!(session.as_slice(), [Some(_), rev] if rev.as_deref() != Some("1"));
+            if !live {
+                return Ok(AccessCheck::SessionRevoked);
+            }
+        }
+        Ok(AccessCheck::Ok(user))
+    }
+
+    async fn login_blocked(
+        &self,
+        keys: &[LimitKey],
+        max: u32,
+        _now_ms: u64,
+    ) -> Result<Option<Duration>, StoreError> {
+        let mut c = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for key in keys {
+            let k = limit_key(key);
+            pipe.get(&k).pttl(&k);
+        }
+        // GET gives the count (or nil), PTTL the window's remaining milliseconds.
+        let replies: Vec<Option<i64>> = self.bounded(pipe.query_async(&mut c)).await?;
+        Ok(replies
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [Some(count), Some(pttl)] if *count >= i64::from(max) && *pttl > 0 => {
+                    Some(Duration::from_millis(*pttl as u64))
+                }
+                _ => None,
+            })
+            .max())
+    }
+
+    async fn record_login_failure(
+        &self,
+        keys: &[LimitKey],
+        window: Duration,
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        for key in keys {
+            let mut inv = self.login_failure.prepare_invoke();
+            inv.key(limit_key(key)).arg(window.as_millis() as u64);
+            let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        }
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, key: &LimitKey) -> Result<(), StoreError> {
+        let mut c = self.conn.clone();
+        let _: i64 = self.bounded(c.del(limit_key(key))).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,376 @@
+//! Signing and verifying JWTs in djangorestframework-simplejwt's claim layout. Knows the
+//! algorithm, the keys and the claims; nothing about HTTP, cookies or the store.
+
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use crate::config::{Algorithm, Settings};
+use crate::domain::{Claims, Jti, SessionId, TokenType, UserId};
+
+/// Longer inputs are refused before any parsing: a real token is a few hundred bytes.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// Signature, format, expiry, issuer, audience or a claim is wrong. The reason is for logs.
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    /// A valid token of the other type (an access token presented for refresh, say).
+    #[error("wrong token type")]
+    WrongType,
+    #[error("could not sign a token: {0}")]
+    Signing(String),
+}
+
+pub struct TokenCodec {
+    header: Header,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    user_id_claim: String,
+    issuer: Option<String>,
+    audience: Option<String>,
+}
+
+impl TokenCodec {
+    pub fn new(settings: &Settings) -> Self {
+        let alg = match settings.algorithm {
+            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
+            Algorithm::HS384 => jsonwebtoken::Algorithm::HS384,
+            Algorithm::HS512 => jsonwebtoken::Algorithm::HS512,
+        };
+        let key = settings.signing_key.expose();
+        // `Validation::new` pins the algorithm: a header naming any other (or `none`) is refused.
+        let mut validation = Validation::new(alg);
+        // jsonwebtoken defaults to 60 s of leeway; SimpleJWT's LEEWAY defaults to 0.
+        validation.leeway = settings.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        // Audience checking stays on: with no AUDIENCE, a token that carries an `aud` is refused,
+        // as PyJWT does for SimpleJWT.
+        if let Some(aud) = &settings.audience {
+            validation.set_audience(&[aud]);
+            required.push("aud");
+        }
+        if let Some(iss) = &settings.issuer {
+            validation.set_issuer(&[iss]);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Self {
+            header: Header::new(alg),
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            user_id_claim: settings.user_id_claim.clone(),
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+        }
+    }
+
+    pub fn encode(&self, claims: &Claims) -> Result<String, TokenError> {
+        let outgoing = Outgoing {
+            claims,
+            user_id_claim: &self.user_id_claim,
+            issuer: self.issuer.as_deref(),
+            audience: self.audience.as_deref(),
+        };
+        jsonwebtoken::encode(&self.header, &outgoing, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    /// Verifies signature, algorithm, expiry (with LEEWAY), `nbf`, issuer and audience, then reads
+    /// the claims. A token of the other type is `WrongType`.
+    pub fn decode(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid("token too long".into()));
+        }
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let claims = read_claims(&data.claims, &self.user_id_claim)?;
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        Ok(claims)
+    }
+}
+
+fn read_claims(map: &Map<String, Value>, user_id_claim: &str) -> Result<Claims, TokenError> {
+    let bad = |what: &str| TokenError::Invalid(format!("bad or missing claim {what}"));
+    let token_type = map
+        .get("token_type")
+        .and_then(Value::as_str)
+        .and_then(TokenType::parse)
+        .ok_or_else(|| bad("token_type"))?;
+    let jti = map
+        .get("jti")
+        .and_then(Value::as_str)
+        .and_then(Jti::parse)
+        .ok_or_else(|| bad("jti"))?;
+    // SimpleJWT 5.5 writes the id as a string, 5.4 and earlier as the primary key's own type.
+    let user_id = match map.get(user_id_claim) {
+        Some(Value::String(s)) => UserId::parse(s),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => UserId::parse(&n.to_string()),
+        _ => None,
+    }
+    .ok_or_else(|| bad(user_id_claim))?;
+    let exp = map
+        .get("exp")
+        .and_then(epoch_seconds)
+        .ok_or_else(|| bad("exp"))?;
+    let iat = match map.get("iat") {
+        None => 0,
+        Some(v) => epoch_seconds(v).ok_or_else(|| bad("iat"))?,
+    };
+    let sid = match map.get("sid") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(SessionId::parse)
+                .ok_or_else(|| bad("sid"))?,
+        ),
+    };
+    Ok(Claims {
+        token_type,
+        user_id,
+        jti,
+        iat,
+        exp,
+        sid,
+    })
+}
+
+fn epoch_seconds(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
+/// The claims as SimpleJWT writes them, serialised without building an intermediate map.
+struct Outgoing<'a> {
+    claims: &'a Claims,
+    user_id_claim: &'a str,
+    issuer: Option<&'a str>,
+    audience: Option<&'a str>,
+}
+
+impl Serialize for Outgoing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.claims;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("token_type", c.token_type.as_str())?;
+        m.serialize_entry("exp", &c.exp)?;
+        m.serialize_entry("iat", &c.iat)?;
+        m.serialize_entry("jti", c.jti.as_str())?;
+        m.serialize_entry(self.user_id_claim, c.user_id.as_str())?;
+        if let Some(sid) = &c.sid {
+            m.serialize_entry("sid", sid.as_str())?;
+        }
+        if let Some(iss) = self.issuer {
+            m.serialize_entry("iss", iss)?;
+        }
+        if let Some(aud) = self.audience {
+            m.serialize_entry("aud", aud)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn codec(pairs: &[(&str, &str)]) -> TokenCodec {
+        let mut map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("SIGNING_KEY".into())
+            .or_insert_with(|| "unit-test-key-unit-test-key-0123456789".into());
+        TokenCodec::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap())
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn claims(token_type: TokenType, exp: u64) -> Claims {
+        Claims {
+            token_type,
+            user_id: UserId::parse("7").unwrap(),
+            jti: Jti::new_random(),
+            iat: now(),
+            exp,
+            sid: Some(SessionId::new_random()),
+        }
+    }
+
+    fn payload(token: &str) -> Map<String, Value> {
+        use base64_payload::decode;
+        serde_json::from_slice(&decode(token.split('.').nth(1).unwrap())).unwrap()
+    }
+
+    /// Just enough base64url to read a payload in tests.
+    mod base64_payload {
+        pub fn decode(s: &str) -> Vec<u8> {
+            let val = |c: u8| match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'-' => 62,
+                b'_' => 63,
+                _ => panic!("not base64url"),
+            } as u32;
+            let bytes = s.as_bytes();
+            let mut out = Vec::new();
+            for chunk in bytes.chunks(4) {
+                let mut acc = 0u32;
+                for (i, &c) in chunk.iter().enumerate() {
+                    acc |= val(c) << (18 - 6 * i);
+                }
+                let n = chunk.len() * 6 / 8;
+                out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_every_claim() {
+        let c = codec(&[]);
+        let original = claims(TokenType::Refresh, now() + 60);
+        let token = c.encode(&original).unwrap();
+        assert_eq!(c.decode(&token, TokenType::Refresh).unwrap(), original);
+    }
+
+    #[test]
+    fn claims_are_laid_out_as_simplejwt_writes_them() {
+        let c = codec(&[("ISSUER", "https://auth.example"), ("AUDIENCE", "api")]);
+        let token = c.encode(&claims(TokenType::Access, now() + 60)).unwrap();
+        let p = payload(&token);
+        assert_eq!(p["token_type"], "access");
+        assert!(p["exp"].is_u64() && p["iat"].is_u64());
+        assert_eq!(p["user_id"], "7", "user_id is written as a string");
+        assert_eq!(p["jti"].as_str().unwrap().len(), 32);
+        assert_eq!(p["iss"], "https://auth.example");
+        assert_eq!(p["aud"], "api");
+        assert!(p["sid"].is_string());
+    }
+
+    #[test]
+    fn a_token_of_the_other_type_is_refused() {
+        let c = codec(&[]);
+        let token = c.encode(&claims(TokenType::Access, now() + 60)).unwrap();
+        assert_eq!(
+            c.decode(&token, TokenType::Refresh),
+            Err(TokenError::WrongType)
+        );
+    }
+
+    #[test]
+    fn expiry_has_no_leeway_unless_configured() {
+        let expired = claims(TokenType::Refresh, now() - 5);
+        let token = codec(&[]).encode(&expired).unwrap();
+        assert!(matches!(
+            codec(&[]).decode(&token, TokenType::Refresh),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(
+            codec(&[("LEEWAY", "30")])
+                .decode(&token, TokenType::Refresh)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn audience_and_issuer_are_checked() {
+        let plain = codec(&[]);
+        let with_aud = codec(&[("AUDIENCE", "api")]);
+        let with_iss = codec(&[("ISSUER", "me")]);
+        let t = claims(TokenType::Refresh, now() + 60);
+        // No AUDIENCE configured, but the token names one: refused.
+        assert!(
+            plain
+                .decode(&with_aud.encode(&t).unwrap(), TokenType::Refresh)
+                .is_err()
+        );
+        // AUDIENCE configured, token without one: refused.
+        assert!(
+            with_aud
+                .decode(&plain.encode(&t).unwrap(), TokenType::Refresh)
+                .is_err()
+        );
+        assert!(
+            with_iss
+                .decode(&plain.encode(&t).unwrap(), TokenType::Refresh)
+                .is_err()
+        );
+        assert!(
+            with_iss
+                .decode(&with_iss.encode(&t).unwrap(), TokenType::Refresh)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn another_key_or_algorithm_is_refused() {
+        let t = claims(TokenType::Refresh, now() + 60);
+        let other_key = codec(&[("SIGNING_KEY", "another-key-another-key-0123456789")]);
+        let hs512 = codec(&[("ALGORITHM", "HS512")]);
+        let ours = codec(&[]);
+        assert!(
+            ours.decode(&other_key.encode(&t).unwrap(), TokenType::Refresh)
+                .is_err()
+        );
+        assert!(
+            ours.decode(&hs512.encode(&t).unwrap(), TokenType::Refresh)
+                .is_err()
+        );
+        // alg=none with the payload of a good token.
+        let good = ours.encode(&t).unwrap();
+        let body = good.split('.').nth(1).unwrap();
+        let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{body}.");
+        assert!(ours.decode(&none, TokenType::Refresh).is_err());
+    }
+
+    #[test]
+    fn integer_user_ids_and_tokens_without_sid_are_accepted() {
+        let c = codec(&[]);
+        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+        header.typ = Some("JWT".into());
+        let body = serde_json::json!({
+            "token_type": "refresh", "exp": now() + 60, "iat": now(),
+            "jti": "0123456789abcdef0123456789abcdef", "user_id": 42
+        });
+        let token = jsonwebtoken::encode(
+            &header,
+            &body,
+            &EncodingKey::from_secret(b"unit-test-key-unit-test-key-0123456789"),
+        )
+        .unwrap();
+        let claims = c.decode(&token, TokenType::Refresh).unwrap();
+        assert_eq!(claims.user_id.as_str(), "42");
+        assert_eq!(claims.sid, None);
+        assert_eq!(
+            claims.session_id().as_str(),
+            "0123456789abcdef0123456789abcdef"
+        );
+    }
+
+    #[test]
+    fn oversized_input_is_refused_before_parsing() {
+        let c = codec(&[]);
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(
+            c.decode(&huge, TokenType::Refresh),
+            Err(TokenError::Invalid("token too long".into()))
+        );
+    }
+}
