@@ -14,6 +14,7 @@ use ipnet::IpNet;
 pub const VARIABLES: &[(&str, &str)] = &[
     ("APP_ENV", "development"),
     ("BIND_ADDR", "127.0.0.1:8000"),
+    ("WORKERS", "0"),
     ("REDIS_URL", ""),
     ("STORE_TIMEOUT", "2s"),
     ("SIGNING_KEY", ""),
@@ -106,6 +107,8 @@ impl fmt::Debug for Secret {
 pub struct Settings {
     pub production: bool,
     pub bind_addr: String,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
     /// `None`: the in-process store.
     pub redis_url: Option<Secret>,
     pub store_timeout: Duration,
@@ -337,6 +340,12 @@ impl Settings {
         let settings = Settings {
             production,
             bind_addr: r.string("BIND_ADDR"),
+            workers: r.parsed("WORKERS", 0, |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= 1024)
+                    .ok_or_else(|| format!("{s:?} is not a number of threads (0 for one per core)"))
+            }),
             redis_url: r.optional("REDIS_URL").map(|u| Secret::new(u.into_bytes())),
             store_timeout: r.duration("STORE_TIMEOUT"),
             signing_key,

@@ -85,7 +85,12 @@ impl Application {
         })
         .listen(listener)
         .map_err(bind_error)?
-        .shutdown_timeout(10)
+        .shutdown_timeout(10);
+        let server = if settings.workers > 0 {
+            server.workers(settings.workers)
+        } else {
+            server
+        }
         .run();
         Ok(Self {
             port,

@@ -1,1 +1,13 @@
+//! Integration tests: the real application over HTTP, against a real Redis and the in-process
+//! store. One file per feature.
 
+mod helpers;
+
+mod cli;
+mod login;
+mod logout;
+mod me;
+mod outage;
+mod refresh;
+mod rotation;
+mod routes;

@@ -1,0 +1,159 @@
+//! The command line: `refreshd user ...` against a real Redis, and start-up refusals.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use crate::helpers::*;
+
+/// Runs the real binary with only the given environment, from an empty directory (so that no
+/// developer's .env leaks in).
+fn refreshd(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let dir = std::env::temp_dir().join(unique("refreshd-cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    out
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_added_deactivated_and_activated_from_the_command_line() {
+    let url = shared_redis_url();
+    let env = [("REDIS_URL", url.as_str())];
+    let name = unique("cli");
+    let out = refreshd(&["user", "add", &name], &env, "hunter2-secret\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_owned();
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+
+    let taken = refreshd(&["user", "add", &name], &env, "x\n");
+    assert!(!taken.status.success());
+    assert!(
+        text(&taken.stderr).contains("is taken"),
+        "{}",
+        text(&taken.stderr)
+    );
+
+    let mirrored_id = unique("77");
+    let other = unique("cli-mirror");
+    let out = refreshd(&["user", "add", &other, "--id", &mirrored_id], &env, "pw\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), mirrored_id);
+    let dup = refreshd(
+        &["user", "add", &unique("cli-dup"), "--id", &mirrored_id],
+        &env,
+        "pw\n",
+    );
+    assert!(
+        text(&dup.stderr).contains(&format!("id {mirrored_id} is taken")),
+        "{}",
+        text(&dup.stderr)
+    );
+
+    let empty = refreshd(&["user", "add", &unique("cli-empty")], &env, "\n");
+    assert!(!empty.status.success());
+    assert!(
+        text(&empty.stderr).contains("password"),
+        "{}",
+        text(&empty.stderr)
+    );
+
+    let list = text(&refreshd(&["user", "list"], &env, "").stdout);
+    assert!(list.contains(&format!("{id}\t{name}\tactive")), "{list}");
+    assert!(
+        list.contains(&format!("{mirrored_id}\t{other}\tactive")),
+        "{list}"
+    );
+
+    // The server sees the user; deactivation stops its refreshes at once.
+    let app = spawn_app(Backend::Redis).await;
+    let tokens = app.login(&name, "hunter2-secret").await.tokens();
+    assert_eq!(claims_of(&tokens.refresh)["user_id"], id.as_str());
+    let out = refreshd(&["user", "deactivate", &name], &env, "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        401,
+        INVALID_TOKEN_USER,
+    );
+    assert_detail(
+        &app.login(&name, "hunter2-secret").await,
+        401,
+        BAD_CREDENTIALS,
+    );
+    assert!(
+        text(&refreshd(&["user", "list"], &env, "").stdout)
+            .contains(&format!("{id}\t{name}\tinactive"))
+    );
+    let out = refreshd(&["user", "activate", &name], &env, "");
+    assert!(out.status.success());
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        200,
+        REFRESHED,
+    );
+
+    let missing = refreshd(&["user", "deactivate", &unique("ghost")], &env, "");
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("no user named"));
+}
+
+#[test]
+fn user_commands_need_redis() {
+    let out = refreshd(&["user", "list"], &[], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("REDIS_URL"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn production_refuses_to_start_and_names_every_problem() {
+    let out = refreshd(
+        &["serve"],
+        &[
+            ("APP_ENV", "production"),
+            ("COOKIE_SECURE", "false"),
+            ("ACCESS_TOKEN_LIFETIME", "soon"),
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    for needle in [
+        "SIGNING_KEY",
+        "REDIS_URL",
+        "COOKIE_SECURE=true",
+        "ACCESS_TOKEN_LIFETIME",
+    ] {
+        assert!(err.contains(needle), "{needle} not named in: {err}");
+    }
+}
+
+#[test]
+fn samesite_none_without_secure_is_refused_at_start() {
+    let out = refreshd(&[], &[("COOKIE_SAMESITE", "None")], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("COOKIE_SAMESITE=None requires COOKIE_SECURE=true"));
+}

@@ -1,0 +1,595 @@
+//! The test harness: builds the real application on a free port against a real Redis (a
+//! `redis-server` this test run starts on a free port, or TEST_REDIS_URL) or the in-process store,
+//! and talks HTTP to it.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use refreshd::auth;
+use refreshd::config::Settings;
+use refreshd::domain::{User, UserId, Username};
+use refreshd::startup::Application;
+use refreshd::store::Store;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+pub use refreshd::http::error::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// Runs each named scenario `async fn name(backend: Backend)` once per store.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Memory).await
+                }
+            )*
+        }
+        mod redis_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Redis).await
+                }
+            )*
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis servers
+
+/// A `redis-server` child on a free loopback port. A watchdog shell kills it when this test
+/// process ends, however it ends; dropping the value kills it at once.
+pub struct RedisProcess {
+    pub port: u16,
+    pid: u32,
+    dir: PathBuf,
+    persistent: bool,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl RedisProcess {
+    /// Starts a server; `persistent` keeps its data on disk across `restart`.
+    pub fn start(persistent: bool) -> Self {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("refreshd-test-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temp dir for redis");
+        let mut r = Self {
+            port,
+            pid: 0,
+            dir,
+            persistent,
+        };
+        r.spawn();
+        r
+    }
+
+    fn spawn(&mut self) {
+        let persistence = if self.persistent {
+            "--appendonly yes --appendfsync always --save ''"
+        } else {
+            "--appendonly no --save ''"
+        };
+        let script = format!(
+            "redis-server --bind 127.0.0.1 --port {port} --dir '{dir}' {persistence} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
+             echo $r; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; \
+             kill -9 $r 2>/dev/null",
+            port = self.port,
+            dir = self.dir.display(),
+            parent = std::process::id(),
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (the README's test command installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.pid = line.trim().parse().expect("the redis-server pid");
+        // The watchdog shell is left to run; it exits with the redis-server.
+        std::mem::forget(child);
+        wait_for_redis(self.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.pid.to_string()])
+            .status()
+            .expect("kill");
+    }
+
+    /// Stops the server and waits until its port is closed.
+    pub fn stop(&self) {
+        self.signal("-KILL");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts it again on the same port (with its data, if persistent).
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.signal("-KILL");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn wait_for_redis(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 64];
+            if s.write_all(b"PING\r\n").is_ok()
+                && let Ok(n) = s.read(&mut buf)
+                && buf[..n].starts_with(b"+PONG")
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The Redis every test shares: TEST_REDIS_URL, or one server started for this test run.
+pub fn shared_redis_url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("TEST_REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let server = RedisProcess::start(false);
+            let url = server.url();
+            // Lives as long as the test process; the watchdog ends it with the process.
+            std::mem::forget(server);
+            url
+        }
+    })
+    .clone()
+}
+
+/// A direct connection to a Redis, for looking at keys behind the application's back.
+pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The application
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub redis_url: Option<String>,
+    /// The client address this app's logins claim, through the trusted loopback proxy.
+    pub client_ip: String,
+    handle: ServerHandle,
+}
+
+/// Settings every test starts from: a fixed key, one worker, port 0, logins not limited unless
+/// a test asks.
+const TEST_DEFAULTS: &[(&str, &str)] = &[
+    ("BIND_ADDR", "127.0.0.1:0"),
+    ("WORKERS", "1"),
+    (
+        "SIGNING_KEY",
+        "test-signing-key-0123456789-0123456789-abcdef",
+    ),
+    ("LOGIN_MAX_FAILURES", "1000"),
+    // Each test app's logins come from an address of its own (X-Forwarded-For), so that
+    // login-failure counts in the shared Redis never leak between tests.
+    ("TRUSTED_PROXIES", "127.0.0.1"),
+    ("STORE_TIMEOUT", "1s"),
+];
+
+pub fn settings_with(backend: Backend, vars: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = TEST_DEFAULTS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if backend == Backend::Redis {
+        map.insert("REDIS_URL".into(), shared_redis_url());
+    }
+    for (k, v) in vars {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_lookup(|k| map.get(k).cloned()).expect("valid test settings")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
+    spawn_with_settings(settings_with(backend, vars)).await
+}
+
+pub async fn spawn_with_settings(settings: Settings) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.store();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        store,
+        redis_url: settings
+            .redis_url
+            .as_ref()
+            .map(|u| String::from_utf8_lossy(u.expose()).into_owned()),
+        client_ip: {
+            let b = uuid::Uuid::new_v4();
+            let b = b.as_bytes();
+            format!("198.18.{}.{}", b[0], b[1])
+        },
+        handle,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        // Stopping needs a runtime; the test's own may already be shutting down.
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(handle.stop(false));
+            }
+        });
+    }
+}
+
+/// A logged-in client's cookies.
+#[derive(Clone, Debug)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+/// A whole response, read at once.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+/// One Set-Cookie header, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetCookie {
+    pub raw: String,
+    pub value: String,
+    pub attrs: Vec<(String, String)>,
+}
+
+impl SetCookie {
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn has(&self, name: &str) -> bool {
+        self.attr(name).is_some()
+    }
+}
+
+impl Reply {
+    pub async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<SetCookie> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|raw| {
+                let mut parts = raw.split(';').map(str::trim);
+                let (_, value) = parts.next().unwrap().split_once('=').unwrap();
+                let attrs = parts
+                    .map(|p| match p.split_once('=') {
+                        Some((k, v)) => (k.to_owned(), v.to_owned()),
+                        None => (p.to_owned(), String::new()),
+                    })
+                    .collect();
+                SetCookie {
+                    raw: raw.to_owned(),
+                    value: value.to_owned(),
+                    attrs,
+                }
+            })
+            .collect()
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<SetCookie> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .position(|raw| raw.starts_with(&format!("{name}=")))
+            .map(|i| self.set_cookies()[i].clone())
+    }
+
+    pub fn tokens(&self) -> Tokens {
+        Tokens {
+            access: self.cookie("access_token").expect("an access cookie").value,
+            refresh: self
+                .cookie("refresh_token")
+                .expect("a refresh cookie")
+                .value,
+        }
+    }
+}
+
+/// Asserts a `{"detail": ...}` answer, with the headers every JSON answer carries.
+#[track_caller]
+pub fn assert_detail(reply: &Reply, status: u16, detail: &str) {
+    assert_eq!(
+        reply.status, status,
+        "unexpected status; body: {}",
+        reply.text
+    );
+    assert_eq!(
+        reply.json,
+        serde_json::json!({ "detail": detail }),
+        "body: {}",
+        reply.text
+    );
+    assert_json_headers(reply);
+}
+
+#[track_caller]
+pub fn assert_json_headers(reply: &Reply) {
+    assert_eq!(reply.header("content-type"), Some("application/json"));
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+}
+
+/// Asserts that both auth cookies are expired, with the attributes they are set with.
+#[track_caller]
+pub fn assert_cookies_expired(reply: &Reply) {
+    for name in ["access_token", "refresh_token"] {
+        let c = reply
+            .cookie(name)
+            .unwrap_or_else(|| panic!("{name} is not expired: {:?}", reply.set_cookies()));
+        assert_eq!(c.value, "", "{}", c.raw);
+        assert_eq!(c.attr("Max-Age"), Some("0"), "{}", c.raw);
+        assert_eq!(c.attr("Path"), Some("/"), "{}", c.raw);
+        assert_eq!(c.attr("SameSite"), Some("Lax"), "{}", c.raw);
+        assert!(c.has("HttpOnly"), "{}", c.raw);
+    }
+}
+
+#[track_caller]
+pub fn assert_no_cookies(reply: &Reply) {
+    assert!(reply.set_cookies().is_empty(), "{:?}", reply.set_cookies());
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn add_user(&self, username: &str, password: &str) -> User {
+        self.add_user_with_id(username, password, None).await
+    }
+
+    pub async fn add_user_with_id(&self, username: &str, password: &str, id: Option<&str>) -> User {
+        let user = auth::new_user(
+            Username::parse(username).unwrap(),
+            password,
+            id.map(|i| UserId::parse(i).unwrap()),
+        );
+        self.store.add_user(&user).await.expect("user added");
+        user
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::read(
+            self.client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        Reply::read(
+            self.client
+                .post(self.url("/api/auth/login/"))
+                .header("x-forwarded-for", &self.client_ip)
+                .json(&serde_json::json!({ "username": username, "password": password }))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A new user, logged in: its cookies.
+    pub async fn logged_in(&self) -> (User, Tokens) {
+        let name = unique("user");
+        let user = self.add_user(&name, "pw-1234").await;
+        let reply = self.login(&name, "pw-1234").await;
+        assert_detail(&reply, 200, LOGGED_IN);
+        (user, reply.tokens())
+    }
+
+    /// POST with a raw Cookie header value.
+    pub async fn post_with_cookie(&self, path: &str, cookie: &str) -> Reply {
+        Reply::read(
+            self.client
+                .post(self.url(path))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn refresh_with_cookie(&self, token: &str) -> Reply {
+        self.post_with_cookie(
+            "/api/auth/token/refresh/",
+            &format!("refresh_token={token}"),
+        )
+        .await
+    }
+
+    pub async fn refresh_with_body(&self, token: &str) -> Reply {
+        self.post_json(
+            "/api/auth/token/refresh/",
+            &serde_json::json!({ "refresh": token }),
+        )
+        .await
+    }
+
+    pub async fn me_with_cookie(&self, access: &str) -> Reply {
+        Reply::read(
+            self.client
+                .get(self.url("/api/auth/me/"))
+                .header("cookie", format!("access_token={access}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn logout_with_cookie(&self, refresh: &str) -> Reply {
+        self.post_with_cookie("/api/auth/logout/", &format!("refresh_token={refresh}"))
+            .await
+    }
+}
+
+/// The payload of a JWT, for looking at claims.
+pub fn claims_of(token: &str) -> Value {
+    use std::collections::HashMap;
+    let table: HashMap<u8, u32> =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, i as u32))
+            .collect();
+    let part = token.split('.').nth(1).expect("a JWT");
+    let mut out = Vec::new();
+    for chunk in part.as_bytes().chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= table[c] << (18 - 6 * i);
+        }
+        out.extend_from_slice(&acc.to_be_bytes()[1..chunk.len() * 6 / 8 + 1]);
+    }
+    serde_json::from_slice(&out).expect("a JSON payload")
+}
+
+/// Signs arbitrary claims with the test key, as another service sharing the key would.
+pub fn sign_with(key: &str, alg: jsonwebtoken::Algorithm, claims: &Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn test_key() -> &'static str {
+    TEST_DEFAULTS
+        .iter()
+        .find(|(k, _)| *k == "SIGNING_KEY")
+        .unwrap()
+        .1
+}
+
+pub fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}

@@ -1,0 +1,298 @@
+//! POST /api/auth/login/
+
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::on_both_stores;
+
+on_both_stores!(
+    login_sets_both_cookies_with_the_contract_attributes,
+    wrong_password_unknown_user_and_inactive_user_get_the_same_401,
+    missing_and_malformed_fields_are_400s_naming_the_field,
+    a_body_that_is_not_json_is_a_400,
+    an_oversized_body_is_413,
+    too_many_failures_for_a_username_answer_429_until_the_window_passes,
+    too_many_failures_from_one_address_answer_429,
+    a_successful_login_resets_the_username_count,
+    hostile_usernames_are_refused_cleanly,
+);
+
+async fn login_sets_both_cookies_with_the_contract_attributes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.add_user("alice-login", "s3cret").await;
+    let reply = app.login("alice-login", "s3cret").await;
+    assert_detail(&reply, 200, LOGGED_IN);
+
+    let access = reply.cookie("access_token").unwrap();
+    assert_eq!(
+        access.raw,
+        format!(
+            "access_token={}; HttpOnly; Path=/; Max-Age=900; SameSite=Lax",
+            access.value
+        )
+    );
+    let refresh = reply.cookie("refresh_token").unwrap();
+    assert_eq!(
+        refresh.raw,
+        format!(
+            "refresh_token={}; HttpOnly; Path=/; Max-Age=2592000; SameSite=Lax",
+            refresh.value
+        )
+    );
+    let a = claims_of(&access.value);
+    let r = claims_of(&refresh.value);
+    assert_eq!(a["token_type"], "access");
+    assert_eq!(r["token_type"], "refresh");
+    assert_eq!(a["user_id"], user.id.as_str());
+    assert_eq!(r["user_id"], user.id.as_str());
+    assert_eq!(a["sid"], r["sid"], "both tokens name the same session");
+    assert_eq!(
+        r["exp"].as_u64().unwrap() - r["iat"].as_u64().unwrap(),
+        30 * 86400
+    );
+    assert_eq!(a["exp"].as_u64().unwrap() - a["iat"].as_u64().unwrap(), 900);
+    for t in [&a, &r] {
+        let jti = t["jti"].as_str().unwrap();
+        assert!(
+            jti.len() == 32
+                && jti
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+    }
+    assert!(!reply.text.contains(&access.value), "no token in the body");
+}
+
+async fn wrong_password_unknown_user_and_inactive_user_get_the_same_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let name = unique("bob");
+    app.add_user(&name, "right").await;
+    assert_detail(&app.login(&name, "wrong").await, 401, BAD_CREDENTIALS);
+    assert_detail(
+        &app.login(&unique("nobody"), "right").await,
+        401,
+        BAD_CREDENTIALS,
+    );
+    app.store
+        .set_user_active(&refreshd::domain::Username::parse(&name).unwrap(), false)
+        .await
+        .unwrap();
+    let reply = app.login(&name, "right").await;
+    assert_detail(&reply, 401, BAD_CREDENTIALS);
+    assert_no_cookies(&reply);
+}
+
+async fn missing_and_malformed_fields_are_400s_naming_the_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let cases = [
+        (
+            json!({}),
+            json!({"username": ["This field is required."], "password": ["This field is required."]}),
+        ),
+        (
+            json!({"username": "a"}),
+            json!({"password": ["This field is required."]}),
+        ),
+        (
+            json!({"password": "a"}),
+            json!({"username": ["This field is required."]}),
+        ),
+        (
+            json!({"username": null, "password": "a"}),
+            json!({"username": ["This field may not be null."]}),
+        ),
+        (
+            json!({"username": "", "password": "a"}),
+            json!({"username": ["This field may not be blank."]}),
+        ),
+        (
+            json!({"username": ["a"], "password": {"b": 1}}),
+            json!({"username": ["Not a valid string."], "password": ["Not a valid string."]}),
+        ),
+        (
+            json!(["username", "password"]),
+            json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}),
+        ),
+    ];
+    for (body, expected) in cases {
+        let reply = app.post_json("/api/auth/login/", &body).await;
+        assert_eq!(reply.status, 400, "{body}");
+        assert_eq!(reply.json, expected, "{body}");
+        assert_json_headers(&reply);
+    }
+    // No body at all reads as an empty object.
+    let reply = Reply::read(
+        app.client
+            .post(app.url("/api/auth/login"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json["username"], json!(["This field is required."]));
+}
+
+async fn a_body_that_is_not_json_is_a_400(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for body in [
+        &b"{\"username\": "[..],
+        b"username=a&password=b",
+        b"\xff\xfe\x00",
+    ] {
+        let reply = Reply::read(
+            app.client
+                .post(app.url("/api/auth/login/"))
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{body:?}");
+        assert!(
+            reply.json["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("JSON parse error - "),
+            "{}",
+            reply.text
+        );
+        assert_json_headers(&reply);
+    }
+}
+
+async fn an_oversized_body_is_413(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let big = json!({"username": "a", "password": "x".repeat(17 * 1024)});
+    assert_detail(
+        &app.post_json("/api/auth/login/", &big).await,
+        413,
+        BODY_TOO_LARGE,
+    );
+    // A body streamed without Content-Length is cut off too.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..40).map(|_| Ok(vec![b' '; 1024])).collect();
+    let reply = Reply::read(
+        app.client
+            .post(app.url("/api/auth/login/"))
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&reply, 413, BODY_TOO_LARGE);
+}
+
+async fn too_many_failures_for_a_username_answer_429_until_the_window_passes(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[("LOGIN_MAX_FAILURES", "3"), ("LOGIN_FAILURE_WINDOW", "2s")],
+    )
+    .await;
+    let name = unique("carol");
+    app.add_user(&name, "right").await;
+    for _ in 0..3 {
+        assert_detail(&app.login(&name, "wrong").await, 401, BAD_CREDENTIALS);
+    }
+    // Locked: even the right password is refused, and the client is told when to come back.
+    let reply = app.login(&name, "right").await;
+    assert_detail(&reply, 429, TOO_MANY_LOGINS);
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_detail(&app.login(&name, "right").await, 200, LOGGED_IN);
+}
+
+async fn too_many_failures_from_one_address_answer_429(backend: Backend) {
+    // Behind a trusted proxy, the address is the one X-Forwarded-For names.
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("LOGIN_MAX_FAILURES", "3"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let attacker = format!("198.51.100.{}", rand_octet());
+    let victim = unique("dave");
+    app.add_user(&victim, "right").await;
+    let attempt = |username: String, addr: String| {
+        let app = &app;
+        async move {
+            Reply::read(
+                app.client
+                    .post(app.url("/api/auth/login/"))
+                    .header("x-forwarded-for", addr)
+                    .json(&json!({"username": username, "password": "guess"}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    // Three different usernames from one address.
+    for _ in 0..3 {
+        assert_eq!(attempt(unique("spray"), attacker.clone()).await.status, 401);
+    }
+    assert_detail(
+        &attempt(unique("spray"), attacker.clone()).await,
+        429,
+        TOO_MANY_LOGINS,
+    );
+    // The victim, from another address, still logs in.
+    let ok = Reply::read(
+        app.client
+            .post(app.url("/api/auth/login/"))
+            .header("x-forwarded-for", format!("203.0.113.{}", rand_octet()))
+            .json(&json!({"username": victim, "password": "right"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&ok, 200, LOGGED_IN);
+}
+
+fn rand_octet() -> u8 {
+    uuid::Uuid::new_v4().as_bytes()[0] | 1
+}
+
+async fn a_successful_login_resets_the_username_count(backend: Backend) {
+    let mut app = spawn_app_with(backend, &[("LOGIN_MAX_FAILURES", "3")]).await;
+    let name = unique("erin");
+    app.add_user(&name, "right").await;
+    for _ in 0..2 {
+        assert_eq!(app.login(&name, "wrong").await.status, 401);
+    }
+    assert_eq!(app.login(&name, "right").await.status, 200);
+    // The address keeps its count (only the username's is reset), so carry on from another one.
+    app.client_ip = format!("198.19.0.{}", rand_octet());
+    for _ in 0..2 {
+        assert_eq!(app.login(&name, "wrong").await.status, 401);
+    }
+    assert_eq!(
+        app.login(&name, "right").await.status,
+        200,
+        "the count was reset"
+    );
+}
+
+async fn hostile_usernames_are_refused_cleanly(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for name in [
+        "x".repeat(5000),
+        "a\u{0}b".into(),
+        "{u:1}:user".into(),
+        "refreshd:users".into(),
+        "' OR 1=1 --".into(),
+        "\u{202e}admin".into(),
+    ] {
+        assert_detail(&app.login(&name, "pw").await, 401, BAD_CREDENTIALS);
+    }
+}

@@ -1,0 +1,85 @@
+//! Route-table behaviour shared by every route: trailing slashes, methods, unknown paths, health.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn every_route_answers_with_and_without_its_trailing_slash() {
+    let app = spawn_app(Backend::Memory).await;
+    let (_, tokens) = app.logged_in().await;
+    for path in ["/healthz", "/healthz/", "/api/auth/me", "/api/auth/me/"] {
+        let reply = Reply::read(
+            app.client
+                .get(app.url(path))
+                .header("cookie", format!("access_token={}", tokens.access))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        assert_json_headers(&reply);
+    }
+    for path in [
+        "/api/auth/login",
+        "/api/auth/login/",
+        "/api/auth/token/refresh",
+        "/api/auth/token/refresh/",
+        "/api/auth/logout",
+        "/api/auth/logout/",
+    ] {
+        let reply = Reply::read(app.client.post(app.url(path)).send().await.unwrap()).await;
+        assert!(
+            matches!(reply.status, 200 | 400 | 401),
+            "{path}: {}",
+            reply.status
+        );
+        assert_json_headers(&reply);
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_and_unknown_paths_answer_json() {
+    let app = spawn_app(Backend::Memory).await;
+    let reply = Reply::read(
+        app.client
+            .get(app.url("/api/auth/token/refresh/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&reply, 405, "Method \"GET\" not allowed.");
+    let reply = Reply::read(
+        app.client
+            .delete(app.url("/api/auth/me"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&reply, 405, "Method \"DELETE\" not allowed.");
+    let reply = Reply::read(
+        app.client
+            .get(app.url("/api/auth/nope/"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&reply, 404, NOT_FOUND);
+}
+
+#[tokio::test]
+async fn healthz_says_ok() {
+    let app = spawn_app(Backend::Redis).await;
+    let reply = Reply::read(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!(reply.json, serde_json::json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn the_in_process_store_has_the_demo_user_outside_production() {
+    let app = spawn_app(Backend::Memory).await;
+    assert_detail(&app.login("demo", "demo").await, 200, LOGGED_IN);
+    let app = spawn_app(Backend::Redis).await;
+    assert_detail(&app.login("demo", "demo").await, 401, BAD_CREDENTIALS);
+}
