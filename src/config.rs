@@ -41,6 +41,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("LOGIN_MAX_FAILURES", "10"),
     ("LOGIN_FAILURE_WINDOW", "15m"),
     ("TRUSTED_PROXIES", ""),
+    ("COOKIE_API_PREFIX", "/api/auth/"),
+    ("TOKEN_API_PREFIX", "/api/token/"),
     ("RUST_LOG", "info"),
 ];
 
@@ -137,6 +139,10 @@ pub struct Settings {
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
     pub trusted_proxies: Vec<IpNet>,
+    /// Where the cookie API's routes live (`<prefix>login/`, `<prefix>token/refresh/`, ...).
+    pub cookie_api_prefix: String,
+    /// Where the SimpleJWT-compatible API lives (`<prefix>`, `<prefix>refresh/`, ...).
+    pub token_api_prefix: String,
 }
 
 /// Every problem found in the configuration, each naming its variable.
@@ -382,6 +388,8 @@ impl Settings {
             }),
             login_failure_window: r.duration("LOGIN_FAILURE_WINDOW"),
             trusted_proxies: r.parsed("TRUSTED_PROXIES", Vec::new(), parse_proxies),
+            cookie_api_prefix: r.string("COOKIE_API_PREFIX"),
+            token_api_prefix: r.string("TOKEN_API_PREFIX"),
         };
         let mut problems = r.problems;
         settings.validate(&mut problems);
@@ -489,6 +497,29 @@ impl Settings {
         {
             problems.push(format!(
                 "PUBLIC_ORIGIN={origin:?} is not an origin like https://auth.example.com"
+            ));
+        }
+        for (var, prefix) in [
+            ("COOKIE_API_PREFIX", &self.cookie_api_prefix),
+            ("TOKEN_API_PREFIX", &self.token_api_prefix),
+        ] {
+            let ok = prefix.starts_with('/')
+                && prefix.ends_with('/')
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+            if !ok {
+                problems.push(format!(
+                    "{var}={prefix:?} must be a path that starts and ends with / (like /api/user/token/)"
+                ));
+            }
+        }
+        if self.cookie_api_prefix.starts_with(&self.token_api_prefix)
+            || self.token_api_prefix.starts_with(&self.cookie_api_prefix)
+        {
+            problems.push(format!(
+                "COOKIE_API_PREFIX={} and TOKEN_API_PREFIX={} must not contain one another (their routes would collide)",
+                self.cookie_api_prefix, self.token_api_prefix
             ));
         }
         if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
@@ -740,6 +771,16 @@ mod tests {
         .unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("super-secret-value") && !shown.contains(":pw@"));
+    }
+
+    #[test]
+    fn route_prefixes_must_be_paths_that_cannot_collide() {
+        let s = settings(&[("TOKEN_API_PREFIX", "/api/user/token/")]).unwrap();
+        assert_eq!(s.token_api_prefix, "/api/user/token/");
+        assert_eq!(s.cookie_api_prefix, "/api/auth/");
+        assert!(problems(&[("TOKEN_API_PREFIX", "api/token")])[0].starts_with("TOKEN_API_PREFIX"));
+        let p = problems(&[("COOKIE_API_PREFIX", "/api/")]);
+        assert!(p[0].contains("must not contain one another"), "{p:#?}");
     }
 
     #[test]

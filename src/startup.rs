@@ -71,6 +71,7 @@ impl Application {
             AuthService::new(&settings, store.clone()),
         ));
         let cors_settings = settings.clone();
+        let prefixes = state.prefixes.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -80,7 +81,7 @@ impl Application {
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
-                .configure(http::routes::configure)
+                .configure(|cfg| http::routes::configure(cfg, &prefixes))
                 .default_service(web::to(http::routes::not_found))
         })
         .listen(listener)

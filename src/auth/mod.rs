@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::Settings;
 use crate::domain::{Claims, Jti, SessionId, TokenType, User, UserId, Username};
 use crate::store::{
-    AccessCheck, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
-    StoreError, Successor,
+    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
+    StoreError, Successor, TokenCheck,
 };
 use crate::tokens::{TokenCodec, TokenError};
 
@@ -26,6 +26,9 @@ pub enum AuthError {
     MissingRefreshToken,
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    /// The token's session was revoked, or the token itself blacklisted.
+    #[error("refresh token blacklisted")]
+    BlacklistedToken,
     /// A retired refresh token came back after the reuse interval; its session is now revoked.
     #[error("refresh token reused; session revoked")]
     RefreshTokenReused,
@@ -290,6 +293,7 @@ impl AuthService {
             RefreshOutcome::GraceReplay(next) => (RefreshKind::GraceReplay, next),
             RefreshOutcome::Kept(next) => (RefreshKind::Kept, next),
             RefreshOutcome::Invalid => return Err(AuthError::InvalidRefreshToken),
+            RefreshOutcome::Revoked => return Err(AuthError::BlacklistedToken),
             RefreshOutcome::ReuseRevoked => {
                 log::warn!(
                     "refresh token reuse detected: session {sid} of user {} revoked",
@@ -312,9 +316,23 @@ impl AuthService {
     /// Revokes the session of a refresh token. A missing, invalid or expired token has nothing
     /// left to revoke, so that is not an error: logout is idempotent.
     pub async fn logout(&self, token: Option<&str>) -> Result<(), AuthError> {
-        let Some(claims) = token.and_then(|t| self.decode_refresh(t).ok()) else {
-            return Ok(());
-        };
+        match token.map(|t| self.decode_refresh(t)) {
+            Some(Ok(claims)) => self.revoke(&claims).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// SimpleJWT's blacklist: like logout, but a token that is invalid or already blacklisted
+    /// is an error.
+    pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
+        let claims = self.decode_refresh(token)?;
+        match self.store.check_token(&token_check(&claims)).await? {
+            CheckOutcome::Revoked => Err(AuthError::BlacklistedToken),
+            _ => self.revoke(&claims).await,
+        }
+    }
+
+    async fn revoke(&self, claims: &Claims) -> Result<(), AuthError> {
         self.store
             .revoke(&RevokeRequest {
                 user_id: claims.user_id.clone(),
@@ -330,23 +348,44 @@ impl AuthService {
     }
 
     /// The user behind an access token, refused at once if the session was revoked or the user
-    /// deactivated. Tokens minted elsewhere (no `sid`) are checked for their user only.
+    /// deactivated.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<User, AuthError> {
         let token = token.ok_or(AuthError::MissingAccessToken)?;
         let claims = self.codec.decode(token, TokenType::Access).map_err(|e| {
             log::debug!("access token refused: {e}");
             AuthError::InvalidAccessToken
         })?;
-        match self
-            .store
-            .check_access(&claims.user_id, claims.sid.as_ref())
-            .await?
-        {
-            AccessCheck::Ok(user) => Ok(user),
-            AccessCheck::UserMissing | AccessCheck::UserInactive | AccessCheck::SessionRevoked => {
-                Err(AuthError::InvalidAccessToken)
+        match self.store.check_token(&token_check(&claims)).await? {
+            CheckOutcome::Ok(user) => Ok(user),
+            _ => Err(AuthError::InvalidAccessToken),
+        }
+    }
+
+    /// SimpleJWT's verify: a token of either type that is valid, not blacklisted, of a live
+    /// session and an active user.
+    pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
+        let claims = self.codec.decode_any(token).map_err(|e| {
+            log::debug!("token refused: {e}");
+            AuthError::InvalidRefreshToken
+        })?;
+        match self.store.check_token(&token_check(&claims)).await? {
+            CheckOutcome::Ok(_) => Ok(()),
+            CheckOutcome::Revoked => Err(AuthError::BlacklistedToken),
+            CheckOutcome::UserMissing | CheckOutcome::UserInactive => {
+                Err(AuthError::InvalidTokenUser)
             }
         }
+    }
+}
+
+/// What the store must confirm about a verified token. A token minted elsewhere has no `sid`:
+/// its session exists only once its first refresh here has started one.
+fn token_check(claims: &Claims) -> TokenCheck {
+    TokenCheck {
+        user_id: claims.user_id.clone(),
+        sid: claims.session_id(),
+        session_required: claims.sid.is_some(),
+        refresh_jti: (claims.token_type == TokenType::Refresh).then(|| claims.jti.clone()),
     }
 }
 

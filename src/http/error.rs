@@ -28,6 +28,11 @@ pub const FIELD_REQUIRED: &str = "This field is required.";
 pub const FIELD_NULL: &str = "This field may not be null.";
 pub const FIELD_BLANK: &str = "This field may not be blank.";
 pub const FIELD_NOT_STRING: &str = "Not a valid string.";
+// The SimpleJWT-compatible API's own wording.
+pub const TOKEN_NOT_VALID: &str = "Token is invalid or expired";
+pub const TOKEN_BLACKLISTED: &str = "Token is blacklisted";
+pub const TOKEN_NOT_VALID_CODE: &str = "token_not_valid";
+pub const NO_ACTIVE_ACCOUNT_FOR_TOKEN: &str = "No active account found for the given token.";
 
 /// A JSON answer with the headers every JSON answer carries.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
@@ -49,8 +54,12 @@ pub fn detail(status: StatusCode, text: &str) -> HttpResponse {
 /// Everything a route can answer other than its success.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A flow's outcome, worded for the cookie API.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// A flow's outcome, worded as djangorestframework-simplejwt words it.
+    #[error(transparent)]
+    Token(AuthError),
     #[error("CSRF check failed")]
     Csrf,
     #[error("body too large")]
@@ -66,10 +75,44 @@ pub enum ApiError {
     MethodNotAllowed(String),
 }
 
+/// The cookie API's text for each outcome; 5xx causes go to the log only.
+fn cookie_api_text(e: &AuthError) -> &'static str {
+    match e {
+        AuthError::MissingRefreshToken => REFRESH_NOT_PROVIDED,
+        AuthError::InvalidRefreshToken
+        | AuthError::BlacklistedToken
+        | AuthError::RefreshTokenReused => INVALID_REFRESH,
+        AuthError::InvalidTokenUser => INVALID_TOKEN_USER,
+        AuthError::InvalidCredentials => BAD_CREDENTIALS,
+        AuthError::TooManyLoginAttempts { .. } => TOO_MANY_LOGINS,
+        AuthError::MissingAccessToken => ACCESS_NOT_PROVIDED,
+        AuthError::InvalidAccessToken => INVALID_ACCESS,
+        AuthError::StoreUnavailable(why) => {
+            log::error!("store unavailable: {why}");
+            UNAVAILABLE
+        }
+        AuthError::Internal(why) => {
+            log::error!("internal error: {why}");
+            INTERNAL
+        }
+    }
+}
+
+/// Adds `Retry-After` (whole seconds, rounded up, never 0) to a login-limit answer.
+fn with_retry_after(mut resp: HttpResponse, e: &AuthError) -> HttpResponse {
+    if let AuthError::TooManyLoginAttempts { retry_after } = e {
+        let secs = retry_after.as_millis().div_ceil(1000).max(1);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Auth(e) => match e {
+            ApiError::Auth(e) | ApiError::Token(e) => match e {
                 AuthError::TooManyLoginAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
                 AuthError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -86,35 +129,24 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            ApiError::Auth(e) => {
-                let text = match e {
-                    AuthError::MissingRefreshToken => REFRESH_NOT_PROVIDED,
-                    AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
-                        INVALID_REFRESH
+            ApiError::Auth(e) => with_retry_after(detail(status, cookie_api_text(e)), e),
+            ApiError::Token(e) => {
+                let body = match e {
+                    AuthError::InvalidRefreshToken
+                    | AuthError::InvalidAccessToken
+                    | AuthError::MissingRefreshToken
+                    | AuthError::MissingAccessToken => {
+                        serde_json::json!({ "detail": TOKEN_NOT_VALID, "code": TOKEN_NOT_VALID_CODE })
                     }
-                    AuthError::InvalidTokenUser => INVALID_TOKEN_USER,
-                    AuthError::InvalidCredentials => BAD_CREDENTIALS,
-                    AuthError::TooManyLoginAttempts { .. } => TOO_MANY_LOGINS,
-                    AuthError::MissingAccessToken => ACCESS_NOT_PROVIDED,
-                    AuthError::InvalidAccessToken => INVALID_ACCESS,
-                    AuthError::StoreUnavailable(why) => {
-                        log::error!("store unavailable: {why}");
-                        UNAVAILABLE
+                    AuthError::BlacklistedToken | AuthError::RefreshTokenReused => {
+                        serde_json::json!({ "detail": TOKEN_BLACKLISTED, "code": TOKEN_NOT_VALID_CODE })
                     }
-                    AuthError::Internal(why) => {
-                        log::error!("internal error: {why}");
-                        INTERNAL
+                    AuthError::InvalidTokenUser => {
+                        serde_json::json!({ "detail": NO_ACTIVE_ACCOUNT_FOR_TOKEN })
                     }
+                    other => serde_json::json!({ "detail": cookie_api_text(other) }),
                 };
-                let mut resp = detail(status, text);
-                if let AuthError::TooManyLoginAttempts { retry_after } = e {
-                    // Whole seconds, rounded up, never 0.
-                    let secs = retry_after.as_millis().div_ceil(1000).max(1);
-                    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                        resp.headers_mut().insert(header::RETRY_AFTER, v);
-                    }
-                }
-                resp
+                with_retry_after(json(status, &body), e)
             }
             ApiError::Csrf => detail(status, CSRF_FAILED),
             ApiError::BodyTooLarge => detail(status, BODY_TOO_LARGE),

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod routes;
+pub mod simplejwt;
 
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
@@ -23,6 +24,7 @@ pub struct AppState {
     pub cookies: CookieJar,
     pub csrf: CsrfPolicy,
     pub trusted_proxies: Vec<IpNet>,
+    pub prefixes: routes::RoutePrefixes,
 }
 
 impl AppState {
@@ -35,6 +37,10 @@ impl AppState {
                 allowed: settings.cors_allowed_origins.clone(),
             },
             trusted_proxies: settings.trusted_proxies.clone(),
+            prefixes: routes::RoutePrefixes {
+                cookie_api: settings.cookie_api_prefix.clone(),
+                token_api: settings.token_api_prefix.clone(),
+            },
         }
     }
 }

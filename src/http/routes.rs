@@ -1,5 +1,6 @@
-//! The cookie API (`/api/auth/...`) and the health route. Each handler is a thin skin over an
-//! `auth` flow: read the request, call the flow, turn the outcome into cookies and a body.
+//! The route table, the cookie API (`/api/auth/...` by default) and the health route. Each
+//! handler is a thin skin over an `auth` flow: read the request, call the flow, turn the outcome
+//! into cookies and a body. The SimpleJWT-compatible skin is in `simplejwt`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -12,18 +13,28 @@ use super::extract::{bearer_token, client_addr, cookie_token, json_string_field,
 use crate::auth::{AuthError, IssuedTokens};
 
 /// Registers `path` with and without its trailing slash, answering other methods with a JSON 405.
-fn resource(path: &str) -> actix_web::Resource {
+pub(super) fn resource(path: &str) -> actix_web::Resource {
     let bare = path.trim_end_matches('/').to_owned();
     let slashed = format!("{bare}/");
     web::resource([bare, slashed]).default_service(web::to(method_not_allowed))
 }
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/api/auth/login/").route(web::post().to(login)))
-        .service(resource("/api/auth/token/refresh/").route(web::post().to(refresh)))
-        .service(resource("/api/auth/logout/").route(web::post().to(logout)))
-        .service(resource("/api/auth/me/").route(web::get().to(me)))
+/// Every route of both APIs, under their configured prefixes.
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
+    let c = &prefixes.cookie_api;
+    cfg.service(resource(&format!("{c}login/")).route(web::post().to(login)))
+        .service(resource(&format!("{c}token/refresh/")).route(web::post().to(refresh)))
+        .service(resource(&format!("{c}logout/")).route(web::post().to(logout)))
+        .service(resource(&format!("{c}me/")).route(web::get().to(me)))
         .service(resource("/healthz").route(web::get().to(healthz)));
+    super::simplejwt::configure(cfg, &prefixes.token_api);
+}
+
+/// COOKIE_API_PREFIX and TOKEN_API_PREFIX.
+#[derive(Clone, Debug)]
+pub struct RoutePrefixes {
+    pub cookie_api: String,
+    pub token_api: String,
 }
 
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
@@ -75,7 +86,7 @@ async fn login(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
-    let (username, password) = credentials(&body)?;
+    let (username, password) = credentials(&json_object(&body)?)?;
     let client = client_addr(&req, &state.trusted_proxies);
     let tokens = state.auth.login(&username, &password, client).await?;
     Ok(set_cookies(
@@ -154,12 +165,11 @@ struct Me<'a> {
     is_active: bool,
 }
 
-/// `username` and `password` from a JSON body, with Django REST framework's field errors.
-pub fn credentials(body: &[u8]) -> Result<(String, String), ApiError> {
-    let object = json_object(body)?;
+/// `username` and `password`, with Django REST framework's field errors.
+pub fn credentials(object: &Map<String, Value>) -> Result<(String, String), ApiError> {
     let mut errors = Map::new();
-    let username = string_field(&object, "username", &mut errors);
-    let password = string_field(&object, "password", &mut errors);
+    let username = string_field(object, "username", &mut errors);
+    let password = string_field(object, "password", &mut errors);
     match (username, password) {
         (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
         _ => Err(ApiError::BadRequest(Value::Object(errors))),
@@ -216,7 +226,7 @@ mod tests {
     use super::*;
 
     fn bad_request(body: &[u8]) -> Value {
-        match credentials(body) {
+        match json_object(body).and_then(|o| credentials(&o)) {
             Err(ApiError::BadRequest(v)) => v,
             other => panic!("expected a 400, got {other:?}"),
         }
@@ -257,7 +267,7 @@ mod tests {
                 .starts_with("JSON parse error - ")
         );
         assert_eq!(
-            credentials(br#"{"username":42,"password":"pw"}"#).unwrap(),
+            credentials(&json_object(br#"{"username":42,"password":"pw"}"#).unwrap()).unwrap(),
             ("42".into(), "pw".into())
         );
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use super::{
-    AccessCheck, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
-    StoreError, Successor, clamp_to_end,
+    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
+    StoreError, Successor, TokenCheck, clamp_to_end,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
@@ -176,8 +176,11 @@ impl Store for MemoryStore {
         let keep_presented_ms = (r.jti_exp + r.leeway) * 1000;
 
         if inner.session(&key, r.now_ms).is_none() {
-            if !r.adopt || blacklisted {
+            if !r.adopt {
                 return Ok(RefreshOutcome::Invalid);
+            }
+            if blacklisted {
+                return Ok(RefreshOutcome::Revoked);
             }
             inner.sessions.insert(
                 key.clone(),
@@ -195,7 +198,7 @@ impl Store for MemoryStore {
         let user_state = inner.users.get(&r.user_id).map(|u| u.is_active);
         let session = inner.sessions.get_mut(&key).expect("present or just made");
         if session.revoked {
-            return Ok(RefreshOutcome::Invalid);
+            return Ok(RefreshOutcome::Revoked);
         }
         let grace = session.prev.as_ref() == Some(&r.jti)
             && r.now_ms < session.prev_at_ms + r.reuse_interval_ms;
@@ -206,7 +209,7 @@ impl Store for MemoryStore {
                 return Ok(RefreshOutcome::ReuseRevoked);
             }
             if blacklisted {
-                return Ok(RefreshOutcome::Invalid);
+                return Ok(RefreshOutcome::Revoked);
             }
         }
         match user_state {
@@ -275,27 +278,27 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn check_access(
-        &self,
-        user_id: &UserId,
-        sid: Option<&SessionId>,
-    ) -> Result<AccessCheck, StoreError> {
+    async fn check_token(&self, c: &TokenCheck) -> Result<CheckOutcome, StoreError> {
+        let now = now_ms();
         let mut inner = self.lock();
-        let Some(user) = inner.users.get(user_id).cloned() else {
-            return Ok(AccessCheck::UserMissing);
+        let Some(user) = inner.users.get(&c.user_id).cloned() else {
+            return Ok(CheckOutcome::UserMissing);
         };
         if !user.is_active {
-            return Ok(AccessCheck::UserInactive);
+            return Ok(CheckOutcome::UserInactive);
         }
-        if let Some(sid) = sid {
-            let live = inner
-                .session(&(user_id.clone(), sid.clone()), now_ms())
-                .is_some_and(|s| !s.revoked);
-            if !live {
-                return Ok(AccessCheck::SessionRevoked);
-            }
+        let session_ok = match inner.session(&(c.user_id.clone(), c.sid.clone()), now) {
+            Some(s) => !s.revoked,
+            None => !c.session_required,
+        };
+        let blacklisted = c
+            .refresh_jti
+            .as_ref()
+            .is_some_and(|jti| inner.is_blacklisted(&(c.user_id.clone(), jti.clone()), now));
+        if !session_ok || blacklisted {
+            return Ok(CheckOutcome::Revoked);
         }
-        Ok(AccessCheck::Ok(user))
+        Ok(CheckOutcome::Ok(user))
     }
 
     async fn login_blocked(

@@ -83,8 +83,10 @@ pub enum RefreshOutcome {
     GraceReplay(Successor),
     /// Rotation is off: a new access token; the refresh token stays as it is.
     Kept(Successor),
-    /// Unknown, revoked or ended session, or a blacklisted token.
+    /// Unknown session, or one past its absolute end.
     Invalid,
+    /// A revoked session, or a token that was blacklisted.
+    Revoked,
     /// A retired token came back after the reuse interval: the session is now revoked.
     ReuseRevoked,
     UserMissing,
@@ -103,12 +105,25 @@ pub struct RevokeRequest {
     pub leeway: u64,
 }
 
+/// A stateful check of an already verified token: its user, its session, and (for a refresh
+/// token) whether it has been blacklisted.
+#[derive(Clone, Debug)]
+pub struct TokenCheck {
+    pub user_id: UserId,
+    pub sid: SessionId,
+    /// False for a token minted elsewhere: its session exists only once it has been refreshed.
+    pub session_required: bool,
+    /// A refresh token's jti, checked against the blacklist.
+    pub refresh_jti: Option<Jti>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AccessCheck {
+pub enum CheckOutcome {
     Ok(User),
     UserMissing,
     UserInactive,
-    SessionRevoked,
+    /// The session is revoked or gone, or the refresh token is blacklisted.
+    Revoked,
 }
 
 /// What a login-failure counter counts.
@@ -142,12 +157,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, StoreError>;
     async fn revoke(&self, request: &RevokeRequest) -> Result<(), StoreError>;
-    /// The user behind an access token, if the user is active and the session is not revoked.
-    async fn check_access(
-        &self,
-        user_id: &UserId,
-        sid: Option<&SessionId>,
-    ) -> Result<AccessCheck, StoreError>;
+    /// The user behind a verified token, if the user is active and the token still stands.
+    async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError>;
 
     /// How long until the first of these counters falls below `max`, if any is at `max` or above.
     async fn login_blocked(

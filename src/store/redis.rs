@@ -30,8 +30,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    AccessCheck, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
-    StoreError, Successor,
+    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
+    StoreError, Successor, TokenCheck,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
@@ -290,6 +290,7 @@ impl Store for RedisStore {
             Some("grace") => RefreshOutcome::GraceReplay(parse_successor(&reply)?),
             Some("kept") => RefreshOutcome::Kept(parse_successor(&reply)?),
             Some("invalid") => RefreshOutcome::Invalid,
+            Some("revoked") => RefreshOutcome::Revoked,
             Some("reuse") => RefreshOutcome::ReuseRevoked,
             Some("no_user") => RefreshOutcome::UserMissing,
             Some("inactive") => RefreshOutcome::UserInactive,
@@ -315,35 +316,41 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn check_access(
-        &self,
-        user_id: &UserId,
-        sid: Option<&SessionId>,
-    ) -> Result<AccessCheck, StoreError> {
+    async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError> {
         let mut c = self.conn.clone();
+        // Three reads in one slot, pipelined: one round trip.
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET")
-            .arg(user_key(user_id))
-            .arg(&["username", "password", "active"]);
-        if let Some(sid) = sid {
-            pipe.cmd("HMGET")
-                .arg(session_key(user_id, sid))
-                .arg(&["cur", "rev"]);
+            .arg(user_key(&check.user_id))
+            .arg(&["username", "password", "active"])
+            .cmd("HMGET")
+            .arg(session_key(&check.user_id, &check.sid))
+            .arg(&["cur", "rev"]);
+        if let Some(jti) = &check.refresh_jti {
+            pipe.cmd("EXISTS").arg(blacklist_key(&check.user_id, jti));
         }
-        let replies: Vec<Vec<Option<String>>> = self.bounded(pipe.query_async(&mut c)).await?;
-        let Some(user) = replies.first().and_then(|f| user_from_fields(user_id, f)) else {
-            return Ok(AccessCheck::UserMissing);
+        let (user, session, blacklisted): (Vec<Option<String>>, Vec<Option<String>>, Option<i64>) =
+            if check.refresh_jti.is_some() {
+                self.bounded(pipe.query_async(&mut c)).await?
+            } else {
+                let (u, s): (Vec<Option<String>>, Vec<Option<String>>) =
+                    self.bounded(pipe.query_async(&mut c)).await?;
+                (u, s, None)
+            };
+        let Some(user) = user_from_fields(&check.user_id, &user) else {
+            return Ok(CheckOutcome::UserMissing);
         };
         if !user.is_active {
-            return Ok(AccessCheck::UserInactive);
+            return Ok(CheckOutcome::UserInactive);
         }
-        if let Some(session) = replies.get(1) {
-            let live = matches!(session.as_slice(), [Some(_), rev] if rev.as_deref() != Some("1"));
-            if !live {
-                return Ok(AccessCheck::SessionRevoked);
-            }
+        let session_ok = match session.as_slice() {
+            [Some(_), rev] => rev.as_deref() != Some("1"),
+            _ => !check.session_required,
+        };
+        if !session_ok || blacklisted == Some(1) {
+            return Ok(CheckOutcome::Revoked);
         }
-        Ok(AccessCheck::Ok(user))
+        Ok(CheckOutcome::Ok(user))
     }
 
     async fn login_blocked(

@@ -84,17 +84,22 @@ impl TokenCodec {
     /// Verifies signature, algorithm, expiry (with LEEWAY), `nbf`, issuer and audience, then reads
     /// the claims. A token of the other type is `WrongType`.
     pub fn decode(&self, token: &str, expected: TokenType) -> Result<Claims, TokenError> {
+        let claims = self.decode_any(token)?;
+        if claims.token_type != expected {
+            return Err(TokenError::WrongType);
+        }
+        Ok(claims)
+    }
+
+    /// Like `decode`, for a token of either type (SimpleJWT's `UntypedToken`).
+    pub fn decode_any(&self, token: &str) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid("token too long".into()));
         }
         let data =
             jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
                 .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        let claims = read_claims(&data.claims, &self.user_id_claim)?;
-        if claims.token_type != expected {
-            return Err(TokenError::WrongType);
-        }
-        Ok(claims)
+        read_claims(&data.claims, &self.user_id_claim)
     }
 }
 

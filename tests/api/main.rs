@@ -11,3 +11,4 @@ mod outage;
 mod refresh;
 mod rotation;
 mod routes;
+mod simplejwt;

@@ -19,8 +19,11 @@ local s = redis.call('HMGET', KEYS[2], 'cur', 'rev', 'prev', 'prev_at', 'end',
 local cur, rev, prev, prev_at, send = s[1], s[2], s[3], s[4], s[5]
 
 if not cur then
-  if ARGV[4] ~= '1' or redis.call('EXISTS', KEYS[3]) == 1 then
+  if ARGV[4] ~= '1' then
     return {'invalid'}
+  end
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    return {'revoked'}
   end
   cur = jti
   send = ARGV[14]
@@ -28,7 +31,7 @@ if not cur then
   redis.call('PEXPIREAT', KEYS[2], (tonumber(ARGV[2]) + leeway) * 1000)
 end
 if rev == '1' then
-  return {'invalid'}
+  return {'revoked'}
 end
 
 local grace = prev and jti == prev and now < tonumber(prev_at) + tonumber(ARGV[7])
@@ -40,7 +43,7 @@ if jti ~= cur and not grace then
     return {'reuse'}
   end
   if redis.call('EXISTS', KEYS[3]) == 1 then
-    return {'invalid'}
+    return {'revoked'}
   end
 end
 

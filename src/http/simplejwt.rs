@@ -1,0 +1,116 @@
+//! The SimpleJWT-compatible JSON API (`/api/token/...` by default): the same `auth` flows as the
+//! cookie API, with tokens in JSON bodies and no cookies, answering as djangorestframework-
+//! simplejwt's views do (Django REST framework field errors, `"code": "token_not_valid"`).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::{self, ApiError};
+use super::extract::{client_addr, normalize_token, read_body};
+use super::routes::{credentials, json_object, resource, string_field};
+use crate::auth::RefreshKind;
+
+pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
+    cfg.service(resource(prefix).route(web::post().to(obtain)))
+        .service(resource(&format!("{prefix}refresh/")).route(web::post().to(refresh)))
+        .service(resource(&format!("{prefix}verify/")).route(web::post().to(verify)))
+        .service(resource(&format!("{prefix}blacklist/")).route(web::post().to(blacklist)));
+}
+
+/// The body's fields, from JSON or (as Django REST framework also accepts) a urlencoded form.
+async fn fields(req: &HttpRequest, payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
+    let body = read_body(req, payload).await?;
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if is_form {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|e| {
+            ApiError::BadRequest(json!({ "detail": format!("Form parse error - {e}") }))
+        })?;
+        return Ok(pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect());
+    }
+    json_object(&body)
+}
+
+/// One required string field, or Django REST framework's 400 naming it.
+fn required(object: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    let mut errors = Map::new();
+    string_field(object, name, &mut errors).ok_or(ApiError::BadRequest(Value::Object(errors)))
+}
+
+/// A token field: `Bearer ` and quotes are tolerated as in the cookie API.
+fn token_field(object: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    let raw = required(object, name)?;
+    Ok(normalize_token(&raw).unwrap_or(raw))
+}
+
+async fn obtain(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (username, password) = credentials(&fields(&req, payload).await?)?;
+    let client = client_addr(&req, &state.trusted_proxies);
+    let tokens = state
+        .auth
+        .login(&username, &password, client)
+        .await
+        .map_err(ApiError::Token)?;
+    Ok(error::json(
+        StatusCode::OK,
+        &json!({ "refresh": tokens.refresh, "access": tokens.access }),
+    ))
+}
+
+async fn refresh(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let object = fields(&req, payload).await?;
+    let token = token_field(&object, "refresh")?;
+    let refreshed = state.auth.refresh(&token).await.map_err(ApiError::Token)?;
+    let body = match refreshed.kind {
+        // With rotation off SimpleJWT answers the access token alone.
+        RefreshKind::Kept => json!({ "access": refreshed.tokens.access }),
+        RefreshKind::Rotated | RefreshKind::GraceReplay => json!({
+            "access": refreshed.tokens.access,
+            "refresh": refreshed.tokens.refresh,
+        }),
+    };
+    Ok(error::json(StatusCode::OK, &body))
+}
+
+async fn verify(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let object = fields(&req, payload).await?;
+    let token = token_field(&object, "token")?;
+    state.auth.verify(&token).await.map_err(ApiError::Token)?;
+    Ok(error::json(StatusCode::OK, &json!({})))
+}
+
+async fn blacklist(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let object = fields(&req, payload).await?;
+    let token = token_field(&object, "refresh")?;
+    state
+        .auth
+        .blacklist(&token)
+        .await
+        .map_err(ApiError::Token)?;
+    Ok(error::json(StatusCode::OK, &json!({})))
+}
