@@ -1,0 +1,184 @@
+//! Interop with the real djangorestframework-simplejwt (tests/interop/requirements.txt, in the
+//! virtualenv that ./scripts/test creates): its tokens refresh here through both APIs, and ours
+//! validate there (AccessToken, RefreshToken, JWTAuthentication), for HS256, HS384 and HS512.
+//! Ignored by a plain `cargo test`; `./scripts/test` runs them.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A Django-style SECRET_KEY: SimpleJWT signs with its UTF-8 bytes.
+const DJANGO_SECRET_KEY: &str = "django-insecure-7#x!f$z@(k)q&^v%r*w+e=t_y-u0i9o8p7=ä";
+
+fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-interop/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: ./scripts/test creates it (python3 -m venv .venv-interop && .venv-interop/bin/pip install -r tests/interop/requirements.txt)",
+        venv.display()
+    );
+    venv
+}
+
+/// Runs the SimpleJWT driver with one request (see tests/interop/simplejwt_interop.py).
+fn simplejwt(request: Value) -> Value {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/simplejwt_interop.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SimpleJWT driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn tokens_travel_both_ways(alg: &str) {
+    let app = spawn_app_with(
+        Backend::Redis,
+        &[("SIGNING_KEY", DJANGO_SECRET_KEY), ("ALGORITHM", alg)],
+    )
+    .await;
+    // A user both sides know under one id, as `refreshd user add --id` mirrors a Django user.
+    let id: u32 = 100_000
+        + u32::from(uuid::Uuid::new_v4().as_bytes()[0]) * 256
+        + u32::from(uuid::Uuid::new_v4().as_bytes()[1]);
+    let username = unique("django");
+    app.add_user_with_id(&username, "pw-1", Some(&id.to_string()))
+        .await;
+    let base = json!({"key": DJANGO_SECRET_KEY, "alg": alg, "user_id": id, "username": username});
+
+    // SimpleJWT -> refreshd.
+    let mut request = base.clone();
+    request["mint"] = json!(["str", "int"]);
+    let minted = simplejwt(request)["minted"].clone();
+    let str_token = minted["str"]["refresh"].as_str().unwrap().to_owned();
+    let int_token = minted["int"]["refresh"].as_str().unwrap().to_owned();
+    assert_eq!(
+        claims_of(&str_token)["user_id"],
+        id.to_string(),
+        "5.5 writes a string"
+    );
+    assert_eq!(claims_of(&int_token)["user_id"], id, "5.4 wrote an integer");
+    assert!(claims_of(&str_token).get("sid").is_none());
+
+    let by_cookie = app.refresh_with_cookie(&str_token).await;
+    assert_detail(&by_cookie, 200, REFRESHED);
+    let ours = by_cookie.tokens();
+    assert_eq!(claims_of(&ours.refresh)["user_id"], id.to_string());
+    let by_json = app
+        .post_json("/api/token/refresh/", &json!({"refresh": int_token}))
+        .await;
+    assert_eq!(by_json.status, 200, "{alg}: {}", by_json.text);
+    let me = Reply::read(
+        app.client
+            .get(app.url("/api/auth/me/"))
+            .header(
+                "authorization",
+                format!("Bearer {}", minted["str"]["access"].as_str().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        me.status, 200,
+        "{alg}: SimpleJWT's access token: {}",
+        me.text
+    );
+    assert_eq!(me.json["id"], id.to_string());
+
+    // refreshd -> SimpleJWT: a fresh login's pair, a rotated pair, and one through the JSON API.
+    let login = app.login(&username, "pw-1").await.tokens();
+    let obtained = app
+        .post_json(
+            "/api/token/",
+            &json!({"username": username, "password": "pw-1"}),
+        )
+        .await
+        .json;
+    let tampered = {
+        let mut parts: Vec<String> = login.access.split('.').map(str::to_owned).collect();
+        parts[2] = parts[2].chars().rev().collect();
+        parts.join(".")
+    };
+    let mut request = base.clone();
+    request["check"] = json!({
+        "login_access": login.access, "login_refresh": login.refresh,
+        "rotated_access": ours.access, "rotated_refresh": ours.refresh,
+        "json_access": obtained["access"], "json_refresh": obtained["refresh"],
+        "tampered": tampered,
+    });
+    let checked = simplejwt(request)["checked"].clone();
+    for name in ["login_access", "rotated_access", "json_access"] {
+        let c = &checked[name];
+        assert_eq!(c["ok"], true, "{alg} {name}: {c}");
+        assert_eq!(c["type"], "access");
+        assert_eq!(
+            c["authenticated_user_id"], id,
+            "{alg} {name}: JWTAuthentication found the user"
+        );
+    }
+    for name in ["login_refresh", "rotated_refresh", "json_refresh"] {
+        let c = &checked[name];
+        assert_eq!(c["ok"], true, "{alg} {name}: {c}");
+        assert_eq!(c["type"], "refresh");
+        assert_eq!(c["claims"]["user_id"], id.to_string());
+    }
+    // The checker does refuse what it should: a broken signature.
+    assert_eq!(checked["tampered"]["ok"], false, "{}", checked["tampered"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_interop_hs256() {
+    tokens_travel_both_ways("HS256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_interop_hs384() {
+    tokens_travel_both_ways("HS384").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_interop_hs512() {
+    tokens_travel_both_ways("HS512").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_refuses_our_tokens_when_the_key_differs() {
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("SIGNING_KEY", "a-key-django-does-not-have-0123456789")],
+    )
+    .await;
+    let (_, tokens) = app.logged_in().await;
+    let checked = simplejwt(json!({
+        "key": DJANGO_SECRET_KEY, "alg": "HS256", "user_id": 1, "username": "x",
+        "check": {"access": tokens.access, "refresh": tokens.refresh},
+    }))["checked"]
+        .clone();
+    assert_eq!(checked["access"]["ok"], false, "{checked}");
+    assert_eq!(checked["refresh"]["ok"], false, "{checked}");
+}
