@@ -162,7 +162,12 @@ impl AuthService {
         if limiting
             && let Some(retry_after) = self
                 .store
-                .login_blocked(&keys, self.policy.login_max_failures, now)
+                .count_login_attempt(
+                    &keys,
+                    self.policy.login_max_failures,
+                    self.policy.login_failure_window,
+                    now,
+                )
                 .await?
         {
             return Err(AuthError::TooManyLoginAttempts { retry_after });
@@ -175,17 +180,13 @@ impl AuthService {
         let password_ok = self.passwords.verify(password, hash).await;
         let user = match user {
             Some(user) if password_ok && user.is_active => user,
-            _ => {
-                if limiting {
-                    self.store
-                        .record_login_failure(&keys, self.policy.login_failure_window, now)
-                        .await?;
-                }
-                return Err(AuthError::InvalidCredentials);
-            }
+            // The attempt was counted before the check: a failure needs nothing more.
+            _ => return Err(AuthError::InvalidCredentials),
         };
-        if limiting && let Some(first) = keys.first() {
-            self.store.clear_login_failures(first).await?;
+        if limiting && let Some((username_key, others)) = keys.split_first() {
+            self.store
+                .forget_login_attempt(username_key, others)
+                .await?;
         }
         self.start_session(&user.id).await
     }

@@ -5,6 +5,7 @@
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
+use ipnet::IpNet;
 
 /// What the check needs to know about the server.
 #[derive(Clone, Debug)]
@@ -12,6 +13,8 @@ pub struct CsrfPolicy {
     /// PUBLIC_ORIGIN; without it, the request's own scheme and Host.
     pub public_origin: Option<String>,
     pub allowed: Vec<String>,
+    /// Only these peers' Forwarded / X-Forwarded-* headers may name the server's own origin.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl CsrfPolicy {
@@ -34,12 +37,35 @@ impl CsrfPolicy {
         let claimed = canonical(&claimed);
         let own = match &self.public_origin {
             Some(o) => canonical(o),
-            None => {
-                let info = req.connection_info();
-                canonical(&format!("{}://{}", info.scheme(), info.host()))
-            }
+            None => canonical(&self.request_origin(req)),
         };
         claimed == own || self.allowed.iter().any(|a| canonical(a) == claimed)
+    }
+}
+
+impl CsrfPolicy {
+    /// The origin the request was addressed to: its Host and scheme, or what a trusted proxy
+    /// says they were. Forwarding headers from anyone else are ignored.
+    fn request_origin(&self, req: &HttpRequest) -> String {
+        let from_proxy = req
+            .peer_addr()
+            .is_some_and(|p| self.trusted_proxies.iter().any(|net| net.contains(&p.ip())));
+        if from_proxy {
+            let info = req.connection_info();
+            return format!("{}://{}", info.scheme(), info.host());
+        }
+        let scheme = if req.app_config().secure() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("");
+        format!("{scheme}://{host}")
     }
 }
 
@@ -77,6 +103,7 @@ mod tests {
         CsrfPolicy {
             public_origin: None,
             allowed: vec!["https://app.example.com".into()],
+            trusted_proxies: vec![],
         }
     }
 
@@ -121,10 +148,31 @@ mod tests {
     }
 
     #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let forged = |peer: &str| {
+            TestRequest::post()
+                .peer_addr(peer.parse().unwrap())
+                .insert_header(("host", "auth.example.com"))
+                .insert_header(("x-forwarded-host", "evil.example"))
+                .insert_header(("x-forwarded-proto", "https"))
+                .insert_header(("origin", "https://evil.example"))
+                .to_http_request()
+        };
+        let mut p = policy();
+        assert!(!p.allows(&forged("192.0.2.1:4000")));
+        p.trusted_proxies = vec!["192.0.2.1/32".parse().unwrap()];
+        assert!(
+            p.allows(&forged("192.0.2.1:4000")),
+            "a trusted proxy names the origin"
+        );
+    }
+
+    #[test]
     fn public_origin_replaces_the_host_header() {
         let p = CsrfPolicy {
             public_origin: Some("https://auth.example.com".into()),
             allowed: vec![],
+            trusted_proxies: vec![],
         };
         assert!(p.allows(&req(&[("origin", "https://auth.example.com")])));
         assert!(!p.allows(&req(&[("origin", "http://auth.example.com:8000")])));

@@ -35,6 +35,7 @@ impl AppState {
             csrf: CsrfPolicy {
                 public_origin: settings.public_origin.clone(),
                 allowed: settings.cors_allowed_origins.clone(),
+                trusted_proxies: settings.trusted_proxies.clone(),
             },
             trusted_proxies: settings.trusted_proxies.clone(),
             prefixes: routes::RoutePrefixes {

@@ -301,41 +301,41 @@ impl Store for MemoryStore {
         Ok(CheckOutcome::Ok(user))
     }
 
-    async fn login_blocked(
+    async fn count_login_attempt(
         &self,
         keys: &[LimitKey],
         max: u32,
-        now_ms: u64,
-    ) -> Result<Option<Duration>, StoreError> {
-        let inner = self.lock();
-        Ok(keys
-            .iter()
-            .filter_map(|k| inner.failures.get(&k.as_key()))
-            .filter(|(count, until)| *count >= max && *until > now_ms)
-            .map(|(_, until)| Duration::from_millis(until - now_ms))
-            .max())
-    }
-
-    async fn record_login_failure(
-        &self,
-        keys: &[LimitKey],
         window: Duration,
         now_ms: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Duration>, StoreError> {
         let mut inner = self.lock();
         inner.sweep(now_ms);
+        let mut wait = None;
         for key in keys {
             let entry = inner.failures.entry(key.as_key()).or_insert((0, 0));
             if entry.1 <= now_ms {
                 *entry = (0, now_ms + window.as_millis() as u64);
             }
             entry.0 = entry.0.saturating_add(1);
+            if entry.0 > max {
+                wait = wait.max(Some(Duration::from_millis(entry.1 - now_ms)));
+            }
         }
-        Ok(())
+        Ok(wait)
     }
 
-    async fn clear_login_failures(&self, key: &LimitKey) -> Result<(), StoreError> {
-        self.lock().failures.remove(&key.as_key());
+    async fn forget_login_attempt(
+        &self,
+        reset: &LimitKey,
+        refund: &[LimitKey],
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.failures.remove(&reset.as_key());
+        for key in refund {
+            if let Some(entry) = inner.failures.get_mut(&key.as_key()) {
+                entry.0 = entry.0.saturating_sub(1);
+            }
+        }
         Ok(())
     }
 }

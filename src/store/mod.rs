@@ -160,21 +160,23 @@ pub trait Store: Send + Sync + 'static {
     /// The user behind a verified token, if the user is active and the token still stands.
     async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError>;
 
-    /// How long until the first of these counters falls below `max`, if any is at `max` or above.
-    async fn login_blocked(
+    /// Counts one login attempt on every key, before the password is checked, so that parallel
+    /// guesses cannot all slip past the limit. A counter's window starts at its first attempt.
+    /// Returns how long the caller must wait when any counter is now over `max`.
+    async fn count_login_attempt(
         &self,
         keys: &[LimitKey],
         max: u32,
-        now_ms: u64,
-    ) -> Result<Option<Duration>, StoreError>;
-    /// Counts one failure on each key; a counter's window starts at its first failure.
-    async fn record_login_failure(
-        &self,
-        keys: &[LimitKey],
         window: Duration,
         now_ms: u64,
+    ) -> Result<Option<Duration>, StoreError>;
+    /// A successful login: the username's count starts again, and the attempt is taken back
+    /// from the others (so that they count failures only).
+    async fn forget_login_attempt(
+        &self,
+        reset: &LimitKey,
+        refund: &[LimitKey],
     ) -> Result<(), StoreError>;
-    async fn clear_login_failures(&self, key: &LimitKey) -> Result<(), StoreError>;
 }
 
 /// Clamps a successor's expiries to the session's absolute end.

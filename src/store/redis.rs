@@ -15,8 +15,9 @@
 //! refreshd:{u:<user id>}:bl:<jti>      string blacklist entry, expires when that token would
 //! refreshd:username:<username>         string the user id
 //! refreshd:users                       set    every user id
-//! refreshd:lf:user:<username>          string login failures for a username, expires with the window
-//! refreshd:lf:addr:<ip>                string login failures from a client address
+//! refreshd:lf:user:<username>          string login attempts for a username (successes reset it),
+//!                                             expires with the window
+//! refreshd:lf:addr:<ip>                string failed login attempts from a client address
 //! ```
 //!
 //! Everything a refresh touches carries the user's hash tag `{u:<id>}`, so one script can read the
@@ -58,7 +59,8 @@ pub struct RedisStore {
     timeout: Duration,
     refresh: Script,
     revoke: Script,
-    login_failure: Script,
+    login_attempt: Script,
+    login_refund: Script,
 }
 
 impl RedisStore {
@@ -84,7 +86,8 @@ impl RedisStore {
             timeout,
             refresh: Script::new(include_str!("lua/refresh.lua")),
             revoke: Script::new(include_str!("lua/revoke.lua")),
-            login_failure: Script::new(include_str!("lua/login_failure.lua")),
+            login_attempt: Script::new(include_str!("lua/login_attempt.lua")),
+            login_refund: Script::new(include_str!("lua/login_refund.lua")),
         })
     }
 
@@ -127,11 +130,19 @@ fn user_from_fields(id: &UserId, fields: &[Option<String>]) -> Option<User> {
     }
 }
 
+/// Connection trouble, timeouts and a Redis that is loading, read-only or out of memory are
+/// outages (503); an error in a script or a reply this code cannot read is a bug (500).
 fn unavailable(e: redis::RedisError) -> StoreError {
+    use redis::{ErrorKind, ServerErrorKind};
     match e.kind() {
-        redis::ErrorKind::UnexpectedReturnType | redis::ErrorKind::Parse => {
-            StoreError::Unexpected(e.to_string())
-        }
+        ErrorKind::UnexpectedReturnType
+        | ErrorKind::Parse
+        | ErrorKind::Server(
+            ServerErrorKind::ResponseError
+            | ServerErrorKind::ExecAbort
+            | ServerErrorKind::CrossSlot
+            | ServerErrorKind::NoPerm,
+        ) => StoreError::Unexpected(e.to_string()),
         _ => StoreError::Unavailable(e.to_string()),
     }
 }
@@ -209,7 +220,12 @@ impl Store for RedisStore {
         let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
         match id.as_deref().and_then(UserId::parse) {
             Some(id) => self.user_by_id(&id).await,
-            None => Ok(None),
+            // The same second round trip as for a real user, so that timing does not tell
+            // which usernames exist.
+            None => self
+                .user_by_id(&UserId::parse("-").expect("a valid id"))
+                .await
+                .map(|_| None),
         }
     }
 
@@ -353,49 +369,39 @@ impl Store for RedisStore {
         Ok(CheckOutcome::Ok(user))
     }
 
-    async fn login_blocked(
+    async fn count_login_attempt(
         &self,
         keys: &[LimitKey],
         max: u32,
+        window: Duration,
         _now_ms: u64,
     ) -> Result<Option<Duration>, StoreError> {
         let mut c = self.conn.clone();
-        let mut pipe = redis::pipe();
+        let mut wait = None;
+        // One script per counter: the counters live in different slots of a cluster.
         for key in keys {
-            let k = limit_key(key);
-            pipe.get(&k).pttl(&k);
+            let mut inv = self.login_attempt.prepare_invoke();
+            inv.key(limit_key(key)).arg(window.as_millis() as u64);
+            let (count, pttl): (i64, i64) = self.bounded(inv.invoke_async(&mut c)).await?;
+            if count > i64::from(max) {
+                wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
+            }
         }
-        // GET gives the count (or nil), PTTL the window's remaining milliseconds.
-        let replies: Vec<Option<i64>> = self.bounded(pipe.query_async(&mut c)).await?;
-        Ok(replies
-            .chunks(2)
-            .filter_map(|pair| match pair {
-                [Some(count), Some(pttl)] if *count >= i64::from(max) && *pttl > 0 => {
-                    Some(Duration::from_millis(*pttl as u64))
-                }
-                _ => None,
-            })
-            .max())
+        Ok(wait)
     }
 
-    async fn record_login_failure(
+    async fn forget_login_attempt(
         &self,
-        keys: &[LimitKey],
-        window: Duration,
-        _now_ms: u64,
+        reset: &LimitKey,
+        refund: &[LimitKey],
     ) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
-        for key in keys {
-            let mut inv = self.login_failure.prepare_invoke();
-            inv.key(limit_key(key)).arg(window.as_millis() as u64);
+        let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
+        for key in refund {
+            let mut inv = self.login_refund.prepare_invoke();
+            inv.key(limit_key(key));
             let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
         }
-        Ok(())
-    }
-
-    async fn clear_login_failures(&self, key: &LimitKey) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        let _: i64 = self.bounded(c.del(limit_key(key))).await?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ on_both_stores!(
     too_many_failures_for_a_username_answer_429_until_the_window_passes,
     too_many_failures_from_one_address_answer_429,
     a_successful_login_resets_the_username_count,
+    parallel_guesses_cannot_slip_past_the_limit,
     hostile_usernames_are_refused_cleanly,
 );
 
@@ -295,4 +296,19 @@ async fn hostile_usernames_are_refused_cleanly(backend: Backend) {
     ] {
         assert_detail(&app.login(&name, "pw").await, 401, BAD_CREDENTIALS);
     }
+}
+
+async fn parallel_guesses_cannot_slip_past_the_limit(backend: Backend) {
+    let app = spawn_app_with(backend, &[("LOGIN_MAX_FAILURES", "3"), ("WORKERS", "2")]).await;
+    let name = unique("henry");
+    app.add_user(&name, "right").await;
+    let replies = futures_util::future::join_all((0..20).map(|_| app.login(&name, "guess"))).await;
+    let tried = replies.iter().filter(|r| r.status == 401).count();
+    let refused = replies.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        tried, 3,
+        "only LOGIN_MAX_FAILURES guesses reach the password check"
+    );
+    assert_eq!(refused, 17);
+    assert_detail(&app.login(&name, "right").await, 429, TOO_MANY_LOGINS);
 }

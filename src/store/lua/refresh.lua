@@ -3,7 +3,7 @@
 -- The in-process store (src/store/memory.rs) follows these same steps; keep the two in step.
 --
 -- KEYS[1] user hash     KEYS[2] session hash     KEYS[3] blacklist entry of the presented jti
--- ARGV[1] presented jti           ARGV[2] presented exp (s)      ARGV[3] now (ms)
+-- ARGV[1] presented jti           ARGV[2] presented exp (s)      ARGV[3] caller's clock (ms), unused
 -- ARGV[4] adopt: '1' lets a token minted elsewhere (no sid) start its session
 -- ARGV[5] rotate '1'/'0'          ARGV[6] blacklist '1'/'0'      ARGV[7] reuse interval (ms)
 -- ARGV[8] leeway (s)              ARGV[9] next refresh jti       ARGV[10] next access jti
@@ -12,7 +12,12 @@
 -- Returns {outcome} or {outcome, refresh jti, access jti, iat, refresh exp, access exp}.
 
 local jti = ARGV[1]
-local now = tonumber(ARGV[3])
+-- Redis's clock, not the caller's: instances whose clocks differ, and a command that runs late
+-- (after a stalled Redis comes back), still measure the reuse interval from the moment the
+-- rotation really happened, so a client retrying after a 503 is not taken for a thief.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_str = string.format('%d', now)
 local leeway = tonumber(ARGV[8])
 local s = redis.call('HMGET', KEYS[2], 'cur', 'rev', 'prev', 'prev_at', 'end',
   'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
@@ -27,7 +32,7 @@ if not cur then
   end
   cur = jti
   send = ARGV[14]
-  redis.call('HSET', KEYS[2], 'cur', jti, 'end', send, 'created', ARGV[3])
+  redis.call('HSET', KEYS[2], 'cur', jti, 'end', send, 'created', now_str)
   redis.call('PEXPIREAT', KEYS[2], (tonumber(ARGV[2]) + leeway) * 1000)
 end
 if rev == '1' then
@@ -75,7 +80,7 @@ if ARGV[5] ~= '1' then
   return {'kept', jti, ARGV[10], ARGV[11], ARGV[2], aexp}
 end
 
-redis.call('HSET', KEYS[2], 'cur', ARGV[9], 'prev', jti, 'prev_at', ARGV[3],
+redis.call('HSET', KEYS[2], 'cur', ARGV[9], 'prev', jti, 'prev_at', now_str,
   'n_r', ARGV[9], 'n_a', ARGV[10], 'n_iat', ARGV[11], 'n_rexp', rexp, 'n_aexp', aexp)
 -- The record outlives every token of its family, so that a revoked family stays revoked.
 local keep = (tonumber(rexp) + leeway) * 1000
