@@ -46,6 +46,10 @@ enum UserCommand {
     Activate { username: String },
     /// List every user.
     List,
+    /// List a user's live sessions.
+    Sessions { username: String },
+    /// End every session of a user at once.
+    LogoutAll { username: String },
 }
 
 #[tokio::main]
@@ -133,6 +137,37 @@ async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Activate { username: raw } => {
             set_active(&*store, &username(&raw)?, true).await?
         }
+        UserCommand::Sessions { username: raw } => {
+            let user = find(&*store, &username(&raw)?).await?;
+            for s in store
+                .list_sessions(&user.id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let at = |ms: u64| {
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                    )
+                    .to_string()
+                };
+                let last = s.last_refreshed_ms.map(at).unwrap_or_else(|| "-".into());
+                println!(
+                    "{}\tcreated {}\tlast refreshed {last}\t{}\t{}",
+                    s.id,
+                    at(s.created_ms),
+                    s.client_address,
+                    s.user_agent
+                );
+            }
+        }
+        UserCommand::LogoutAll { username: raw } => {
+            let user = find(&*store, &username(&raw)?).await?;
+            let ended = store
+                .end_all_sessions(&user.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{ended} sessions ended");
+        }
         UserCommand::List => {
             for u in store.list_users().await.map_err(|e| e.to_string())? {
                 let state = if u.is_active { "active" } else { "inactive" };
@@ -141,6 +176,14 @@ async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+async fn find(store: &dyn Store, name: &Username) -> Result<refreshd::domain::User, String> {
+    match store.user_by_username(name).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(format!("no user named {:?}", name.as_str())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 async fn set_active(store: &dyn Store, name: &Username, active: bool) -> Result<(), String> {

@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::Settings;
 use crate::domain::{Claims, Jti, SessionId, TokenType, User, UserId, Username};
 use crate::store::{
-    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
-    StoreError, Successor, TokenCheck,
+    CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest,
+    SessionInfo, Store, StoreError, Successor, TokenCheck,
 };
 use crate::tokens::{TokenCodec, TokenError};
 
@@ -72,6 +72,22 @@ impl std::fmt::Debug for IssuedTokens {
             .field("access_max_age", &self.access_max_age)
             .field("refresh_max_age", &self.refresh_max_age)
             .finish_non_exhaustive()
+    }
+}
+
+/// Who is asking: recorded with a new session, and counted by login limiting.
+#[derive(Clone, Debug, Default)]
+pub struct Requester {
+    pub addr: Option<IpAddr>,
+    pub user_agent: String,
+}
+
+impl Requester {
+    fn info(&self) -> ClientInfo {
+        ClientInfo {
+            user_agent: self.user_agent.clone(),
+            address: self.addr.map(|a| a.to_string()).unwrap_or_default(),
+        }
     }
 }
 
@@ -147,7 +163,7 @@ impl AuthService {
         &self,
         username: &str,
         password: &str,
-        client: Option<IpAddr>,
+        requester: &Requester,
     ) -> Result<IssuedTokens, AuthError> {
         let now = now_ms();
         let name = Username::parse(username);
@@ -155,7 +171,7 @@ impl AuthService {
         if let Some(name) = &name {
             keys.push(LimitKey::Username(name.as_str().to_owned()));
         }
-        if let Some(addr) = client {
+        if let Some(addr) = requester.addr {
             keys.push(LimitKey::Addr(addr));
         }
         let limiting = self.policy.login_max_failures > 0 && !keys.is_empty();
@@ -188,10 +204,14 @@ impl AuthService {
                 .forget_login_attempt(username_key, others)
                 .await?;
         }
-        self.start_session(&user.id).await
+        self.start_session(&user.id, requester).await
     }
 
-    async fn start_session(&self, user_id: &UserId) -> Result<IssuedTokens, AuthError> {
+    async fn start_session(
+        &self,
+        user_id: &UserId,
+        requester: &Requester,
+    ) -> Result<IssuedTokens, AuthError> {
         let now = now_ms();
         let iat = now / 1000;
         let sid = SessionId::new_random();
@@ -201,6 +221,7 @@ impl AuthService {
             .create_session(&NewSession {
                 user_id: user_id.clone(),
                 sid: sid.clone(),
+                client: requester.info(),
                 refresh_jti: next.refresh_jti.clone(),
                 refresh_exp: next.refresh_exp,
                 now_ms: now,
@@ -270,7 +291,11 @@ impl AuthService {
 
     /// Verifies a refresh token and lets the store decide, atomically, whether this request
     /// rotates it, replays a rotation that just happened, or has caught a reused token.
-    pub async fn refresh(&self, token: &str) -> Result<Refreshed, AuthError> {
+    pub async fn refresh(
+        &self,
+        token: &str,
+        requester: &Requester,
+    ) -> Result<Refreshed, AuthError> {
         let claims = self.decode_refresh(token)?;
         let now = now_ms();
         let iat = now / 1000;
@@ -288,6 +313,7 @@ impl AuthService {
             reuse_interval_ms: self.policy.reuse_interval_ms,
             leeway: self.policy.leeway,
             next: self.successor(iat, None),
+            client: requester.info(),
         };
         let (kind, next) = match self.store.refresh(&request).await? {
             RefreshOutcome::Rotated(next) => (RefreshKind::Rotated, next),
@@ -323,6 +349,18 @@ impl AuthService {
         }
     }
 
+    /// "Log out everywhere": ends every session of the refresh token's user. Like logout, a
+    /// missing or invalid token has nothing to end.
+    pub async fn logout_all(&self, token: Option<&str>) -> Result<(), AuthError> {
+        let Some(Ok(claims)) = token.map(|t| self.decode_refresh(t)) else {
+            return Ok(());
+        };
+        // The presented token's own session first: a token minted elsewhere may have none yet.
+        self.revoke(&claims).await?;
+        self.store.end_all_sessions(&claims.user_id).await?;
+        Ok(())
+    }
+
     /// SimpleJWT's blacklist: like logout, but a token that is invalid or already blacklisted
     /// is an error.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
@@ -351,15 +389,32 @@ impl AuthService {
     /// The user behind an access token, refused at once if the session was revoked or the user
     /// deactivated.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<User, AuthError> {
+        self.authenticate_session(token).await.map(|(user, _)| user)
+    }
+
+    /// Like `authenticate`, with the session the token belongs to.
+    pub async fn authenticate_session(
+        &self,
+        token: Option<&str>,
+    ) -> Result<(User, SessionId), AuthError> {
         let token = token.ok_or(AuthError::MissingAccessToken)?;
         let claims = self.codec.decode(token, TokenType::Access).map_err(|e| {
             log::debug!("access token refused: {e}");
             AuthError::InvalidAccessToken
         })?;
         match self.store.check_token(&token_check(&claims)).await? {
-            CheckOutcome::Ok(user) => Ok(user),
+            CheckOutcome::Ok(user) => Ok((user, claims.session_id())),
             _ => Err(AuthError::InvalidAccessToken),
         }
+    }
+
+    pub async fn sessions(&self, user: &User) -> Result<Vec<SessionInfo>, AuthError> {
+        Ok(self.store.list_sessions(&user.id).await?)
+    }
+
+    /// Ends one of the user's own sessions; false when the user has no such live session.
+    pub async fn end_session(&self, user: &User, sid: &SessionId) -> Result<bool, AuthError> {
+        Ok(self.store.end_session(&user.id, sid).await?)
     }
 
     /// SimpleJWT's verify: a token of either type that is valid, not blacklisted, of a live

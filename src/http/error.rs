@@ -11,6 +11,7 @@ use crate::auth::AuthError;
 pub const REFRESHED: &str = "Token refreshed.";
 pub const LOGGED_IN: &str = "Login successful.";
 pub const LOGGED_OUT: &str = "Logged out.";
+pub const SESSION_ENDED: &str = "Session ended.";
 pub const REFRESH_NOT_PROVIDED: &str = "Refresh token not provided.";
 pub const INVALID_REFRESH: &str = "Invalid or expired refresh token.";
 pub const INVALID_TOKEN_USER: &str = "Invalid token user.";

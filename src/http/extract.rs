@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use ipnet::IpNet;
 
 use super::error::ApiError;
+use crate::auth::Requester;
 
 /// Bodies larger than this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -125,6 +126,35 @@ pub fn json_string_field(body: &[u8], field: &str) -> Option<String> {
         serde_json::Value::String(s) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// The longest user agent kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// Who sent the request, for login limiting and the session list.
+pub fn requester(req: &HttpRequest, trusted: &[IpNet]) -> Requester {
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .chars()
+                .take(MAX_USER_AGENT_CHARS)
+                .collect()
+        })
+        .unwrap_or_default();
+    Requester {
+        addr: client_addr(req, trusted),
+        user_agent,
+    }
+}
+
+/// `body["field"] == true` when the body is a JSON object.
+pub fn json_flag(body: &[u8], field: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get(field).and_then(serde_json::Value::as_bool))
+        .unwrap_or(false)
 }
 
 /// The client's address: the peer, or when the peer is a trusted proxy, the right-most address

@@ -9,8 +9,12 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{self, ApiError, detail};
-use super::extract::{bearer_token, client_addr, cookie_token, json_string_field, read_body};
+use super::extract::{
+    bearer_token, cookie_token, json_flag, json_string_field, read_body, requester,
+};
 use crate::auth::{AuthError, IssuedTokens};
+use crate::domain::SessionId;
+use crate::store::SessionInfo;
 
 /// Registers `path` with and without its trailing slash, answering other methods with a JSON 405.
 pub(super) fn resource(path: &str) -> actix_web::Resource {
@@ -26,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
         .service(resource(&format!("{c}token/refresh/")).route(web::post().to(refresh)))
         .service(resource(&format!("{c}logout/")).route(web::post().to(logout)))
         .service(resource(&format!("{c}me/")).route(web::get().to(me)))
+        .service(resource(&format!("{c}sessions/")).route(web::get().to(sessions)))
+        .service(resource(&format!("{c}sessions/{{id}}/")).route(web::delete().to(end_session)))
         .service(resource("/healthz").route(web::get().to(healthz)));
     super::simplejwt::configure(cfg, &prefixes.token_api);
 }
@@ -87,8 +93,14 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
     let (username, password) = credentials(&json_object(&body)?)?;
-    let client = client_addr(&req, &state.trusted_proxies);
-    let tokens = state.auth.login(&username, &password, client).await?;
+    let tokens = state
+        .auth
+        .login(
+            &username,
+            &password,
+            &requester(&req, &state.trusted_proxies),
+        )
+        .await?;
     Ok(set_cookies(
         detail(StatusCode::OK, error::LOGGED_IN),
         issued_cookies(&state, &tokens),
@@ -107,7 +119,12 @@ async fn refresh(
     }
     let outcome = match token {
         None => Err(AuthError::MissingRefreshToken),
-        Some(token) => state.auth.refresh(&token).await,
+        Some(token) => {
+            state
+                .auth
+                .refresh(&token, &requester(&req, &state.trusted_proxies))
+                .await
+        }
     };
     match outcome {
         Ok(refreshed) => Ok(set_cookies(
@@ -137,15 +154,28 @@ async fn logout(
     if from_cookie && !state.csrf.allows(&req) {
         return Err(ApiError::Csrf);
     }
-    state.auth.logout(token.as_deref()).await?;
+    if json_flag(&body, "all") {
+        state.auth.logout_all(token.as_deref()).await?;
+    } else {
+        state.auth.logout(token.as_deref()).await?;
+    }
     Ok(set_cookies(
         detail(StatusCode::OK, error::LOGGED_OUT),
         state.cookies.expire_both(),
     ))
 }
 
+/// The access token from `Authorization: Bearer` or, failing that, the access cookie; and
+/// whether it came from the cookie (and so needs the CSRF check on unsafe methods).
+fn access_token_of(req: &HttpRequest, state: &AppState) -> (Option<String>, bool) {
+    match bearer_token(req) {
+        Some(token) => (Some(token), false),
+        None => (cookie_token(req, state.cookies.access_name()), true),
+    }
+}
+
 async fn me(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let token = bearer_token(&req).or_else(|| cookie_token(&req, state.cookies.access_name()));
+    let (token, _) = access_token_of(&req, &state);
     let user = state.auth.authenticate(token.as_deref()).await?;
     Ok(error::json(
         StatusCode::OK,
@@ -155,6 +185,73 @@ async fn me(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse
             is_active: user.is_active,
         },
     ))
+}
+
+async fn sessions(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (token, _) = access_token_of(&req, &state);
+    let (user, current) = state.auth.authenticate_session(token.as_deref()).await?;
+    let list = state.auth.sessions(&user).await?;
+    let body: Vec<SessionView<'_>> = list.iter().map(|s| SessionView::new(s, &current)).collect();
+    Ok(error::json(StatusCode::OK, &body))
+}
+
+async fn end_session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (token, from_cookie) = access_token_of(&req, &state);
+    if from_cookie && token.is_some() && !state.csrf.allows(&req) {
+        return Err(ApiError::Csrf);
+    }
+    let (user, current) = state.auth.authenticate_session(token.as_deref()).await?;
+    // Someone else's session id answers exactly as an unknown one.
+    let sid = req
+        .match_info()
+        .get("id")
+        .and_then(SessionId::parse)
+        .ok_or(ApiError::NotFound)?;
+    if !state.auth.end_session(&user, &sid).await? {
+        return Err(ApiError::NotFound);
+    }
+    let resp = detail(StatusCode::OK, error::SESSION_ENDED);
+    Ok(if sid == current {
+        set_cookies(resp, state.cookies.expire_both())
+    } else {
+        resp
+    })
+}
+
+/// One entry of the session list.
+#[derive(serde::Serialize)]
+struct SessionView<'a> {
+    id: &'a str,
+    created: String,
+    last_refreshed: Option<String>,
+    user_agent: &'a str,
+    client_address: &'a str,
+    /// The absolute end, when SESSION_MAX_LIFETIME is set.
+    ends_at: Option<String>,
+    current: bool,
+}
+
+impl<'a> SessionView<'a> {
+    fn new(s: &'a SessionInfo, current: &SessionId) -> Self {
+        let at = |ms: u64| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+            )
+            .to_string()
+        };
+        Self {
+            id: s.id.as_str(),
+            created: at(s.created_ms),
+            last_refreshed: s.last_refreshed_ms.map(at),
+            user_agent: &s.user_agent,
+            client_address: &s.client_address,
+            ends_at: s.ends_at.map(|e| at(e * 1000)),
+            current: s.id == *current,
+        }
+    }
 }
 
 /// The body of `me`, in the contract's field order.

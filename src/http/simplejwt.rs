@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use super::error::{self, ApiError};
-use super::extract::{client_addr, normalize_token, read_body};
+use super::extract::{normalize_token, read_body, requester};
 use super::routes::{credentials, json_object, resource, string_field};
 use crate::auth::RefreshKind;
 
@@ -58,10 +58,13 @@ async fn obtain(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (username, password) = credentials(&fields(&req, payload).await?)?;
-    let client = client_addr(&req, &state.trusted_proxies);
     let tokens = state
         .auth
-        .login(&username, &password, client)
+        .login(
+            &username,
+            &password,
+            &requester(&req, &state.trusted_proxies),
+        )
         .await
         .map_err(ApiError::Token)?;
     Ok(error::json(
@@ -77,7 +80,11 @@ async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let object = fields(&req, payload).await?;
     let token = token_field(&object, "refresh")?;
-    let refreshed = state.auth.refresh(&token).await.map_err(ApiError::Token)?;
+    let refreshed = state
+        .auth
+        .refresh(&token, &requester(&req, &state.trusted_proxies))
+        .await
+        .map_err(ApiError::Token)?;
     let body = match refreshed.kind {
         // With rotation off SimpleJWT answers the access token alone.
         RefreshKind::Kept => json!({ "access": refreshed.tokens.access }),

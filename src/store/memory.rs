@@ -3,15 +3,15 @@
 //! against both. Entries carry their own expiry and a sweep removes the dead ones, so nothing
 //! grows without bound. State is lost when the process stops and is not shared between instances.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
 use super::{
-    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
-    StoreError, Successor, TokenCheck, clamp_to_end,
+    CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest,
+    SessionInfo, Store, StoreError, Successor, TokenCheck, clamp_to_end,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
@@ -27,6 +27,37 @@ struct SessionRec {
     next: Option<Successor>,
     /// Milliseconds since the epoch after which the record is gone.
     keep_until_ms: u64,
+    created_ms: u64,
+    last_ms: Option<u64>,
+    client: ClientInfo,
+}
+
+impl SessionRec {
+    fn new(
+        current: &Jti,
+        end: Option<u64>,
+        now_ms: u64,
+        keep_until_ms: u64,
+        client: &ClientInfo,
+    ) -> Self {
+        Self {
+            current: current.clone(),
+            end,
+            revoked: false,
+            prev: None,
+            prev_at_ms: 0,
+            next: None,
+            keep_until_ms,
+            created_ms: now_ms,
+            last_ms: None,
+            client: client.clone(),
+        }
+    }
+
+    fn revoke(&mut self) {
+        self.revoked = true;
+        self.next = None;
+    }
 }
 
 #[derive(Default)]
@@ -34,6 +65,8 @@ struct Inner {
     users: HashMap<UserId, User>,
     by_name: HashMap<String, UserId>,
     sessions: HashMap<(UserId, SessionId), SessionRec>,
+    /// Each user's live sessions (the Redis store's per-user index).
+    by_user: HashMap<UserId, BTreeSet<SessionId>>,
     /// Blacklisted jtis, with the time their entry may go.
     blacklist: HashMap<(UserId, Jti), u64>,
     /// Login-failure counters: count and end of window (ms).
@@ -48,6 +81,15 @@ impl Inner {
         }
         self.last_sweep_ms = now_ms;
         self.sessions.retain(|_, s| s.keep_until_ms > now_ms);
+        let sessions = &self.sessions;
+        self.by_user.retain(|user, sids| {
+            sids.retain(|sid| {
+                sessions
+                    .get(&(user.clone(), sid.clone()))
+                    .is_some_and(|s| !s.revoked)
+            });
+            !sids.is_empty()
+        });
         self.blacklist.retain(|_, until| *until > now_ms);
         self.failures.retain(|_, (_, until)| *until > now_ms);
     }
@@ -56,6 +98,20 @@ impl Inner {
         self.sessions
             .get_mut(key)
             .filter(|s| s.keep_until_ms > now_ms)
+    }
+
+    fn insert_session(&mut self, key: (UserId, SessionId), rec: SessionRec) {
+        self.by_user
+            .entry(key.0.clone())
+            .or_default()
+            .insert(key.1.clone());
+        self.sessions.insert(key, rec);
+    }
+
+    fn unindex(&mut self, user: &UserId, sid: &SessionId) {
+        if let Some(sids) = self.by_user.get_mut(user) {
+            sids.remove(sid);
+        }
     }
 
     fn is_blacklisted(&self, key: &(UserId, Jti), now_ms: u64) -> bool {
@@ -77,14 +133,6 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-made change: every change below is
         // made after all its checks. So a poisoned lock is still consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Number of live entries of every kind, for the tests that prove nothing is kept forever.
-    pub fn entry_count(&self) -> usize {
-        let mut inner = self.lock();
-        inner.last_sweep_ms = 0;
-        inner.sweep(now_ms());
-        inner.sessions.len() + inner.blacklist.len() + inner.failures.len()
     }
 }
 
@@ -152,18 +200,9 @@ impl Store for MemoryStore {
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.sweep(s.now_ms);
-        inner.sessions.insert(
-            (s.user_id.clone(), s.sid.clone()),
-            SessionRec {
-                current: s.refresh_jti.clone(),
-                end: s.end,
-                revoked: false,
-                prev: None,
-                prev_at_ms: 0,
-                next: None,
-                keep_until_ms: (s.refresh_exp + s.leeway) * 1000,
-            },
-        );
+        let keep = (s.refresh_exp + s.leeway) * 1000;
+        let rec = SessionRec::new(&s.refresh_jti, s.end, s.now_ms, keep, &s.client);
+        inner.insert_session((s.user_id.clone(), s.sid.clone()), rec);
         Ok(())
     }
 
@@ -182,18 +221,8 @@ impl Store for MemoryStore {
             if blacklisted {
                 return Ok(RefreshOutcome::Revoked);
             }
-            inner.sessions.insert(
-                key.clone(),
-                SessionRec {
-                    current: r.jti.clone(),
-                    end: r.adopt_end,
-                    revoked: false,
-                    prev: None,
-                    prev_at_ms: 0,
-                    next: None,
-                    keep_until_ms: keep_presented_ms,
-                },
-            );
+            let rec = SessionRec::new(&r.jti, r.adopt_end, r.now_ms, keep_presented_ms, &r.client);
+            inner.insert_session(key.clone(), rec);
         }
         let user_state = inner.users.get(&r.user_id).map(|u| u.is_active);
         let session = inner.sessions.get_mut(&key).expect("present or just made");
@@ -204,8 +233,8 @@ impl Store for MemoryStore {
             && r.now_ms < session.prev_at_ms + r.reuse_interval_ms;
         if r.jti != session.current && !grace {
             if r.blacklist {
-                session.revoked = true;
-                session.next = None;
+                session.revoke();
+                inner.unindex(&r.user_id, &r.sid);
                 return Ok(RefreshOutcome::ReuseRevoked);
             }
             if blacklisted {
@@ -224,6 +253,7 @@ impl Store for MemoryStore {
             return Ok(RefreshOutcome::GraceReplay(next.clone()));
         }
         let next = clamp_to_end(&r.next, session.end);
+        session.last_ms = Some(r.now_ms);
         if !r.rotate {
             return Ok(RefreshOutcome::Kept(Successor {
                 refresh_jti: r.jti.clone(),
@@ -250,26 +280,16 @@ impl Store for MemoryStore {
         let key = (r.user_id.clone(), r.sid.clone());
         let keep_ms = (r.jti_exp + r.leeway) * 1000;
         match inner.session(&key, r.now_ms) {
-            Some(session) => {
-                session.revoked = true;
-                session.next = None;
-            }
-            None if r.adopt => {
-                inner.sessions.insert(
-                    key,
-                    SessionRec {
-                        current: r.jti.clone(),
-                        end: None,
-                        revoked: true,
-                        prev: None,
-                        prev_at_ms: 0,
-                        next: None,
-                        keep_until_ms: keep_ms,
-                    },
-                );
+            Some(session) => session.revoke(),
+            None if r.adopt && keep_ms > r.now_ms => {
+                let mut rec =
+                    SessionRec::new(&r.jti, None, r.now_ms, keep_ms, &ClientInfo::default());
+                rec.revoke();
+                inner.sessions.insert(key, rec);
             }
             None => return Ok(()),
         }
+        inner.unindex(&r.user_id, &r.sid);
         if keep_ms > r.now_ms {
             inner
                 .blacklist
@@ -299,6 +319,69 @@ impl Store for MemoryStore {
             return Ok(CheckOutcome::Revoked);
         }
         Ok(CheckOutcome::Ok(user))
+    }
+
+    async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
+        let now = now_ms();
+        let inner = self.lock();
+        let mut list: Vec<SessionInfo> = inner
+            .by_user
+            .get(user_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|sid| {
+                let s = inner.sessions.get(&(user_id.clone(), sid.clone()))?;
+                (!s.revoked && s.keep_until_ms > now).then(|| SessionInfo {
+                    id: sid.clone(),
+                    created_ms: s.created_ms,
+                    last_refreshed_ms: s.last_ms,
+                    user_agent: s.client.user_agent.clone(),
+                    client_address: s.client.address.clone(),
+                    ends_at: s.end,
+                })
+            })
+            .collect();
+        list.sort_by_key(|s| s.created_ms);
+        Ok(list)
+    }
+
+    async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock();
+        let live = match inner.session(&(user_id.clone(), sid.clone()), now) {
+            Some(s) if !s.revoked => {
+                s.revoke();
+                true
+            }
+            _ => false,
+        };
+        inner.unindex(user_id, sid);
+        Ok(live)
+    }
+
+    async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
+        let now = now_ms();
+        let mut inner = self.lock();
+        let sids = inner.by_user.remove(user_id).unwrap_or_default();
+        let mut ended = 0;
+        for sid in sids {
+            if let Some(s) = inner.session(&(user_id.clone(), sid), now)
+                && !s.revoked
+            {
+                s.revoke();
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        inner.last_sweep_ms = 0;
+        inner.sweep(now_ms());
+        Ok(inner.sessions.keys().filter(|(u, _)| u == user_id).count()
+            + inner.blacklist.keys().filter(|(u, _)| u == user_id).count()
+            + usize::from(inner.by_user.contains_key(user_id)))
     }
 
     async fn count_login_attempt(

@@ -42,11 +42,31 @@ pub struct Successor {
     pub access_exp: u64,
 }
 
+/// Who a session was started by, as the user will see it in their session list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub user_agent: String,
+    pub address: String,
+}
+
+/// One live session, as listed to its user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: SessionId,
+    pub created_ms: u64,
+    pub last_refreshed_ms: Option<u64>,
+    pub user_agent: String,
+    pub client_address: String,
+    /// The absolute end (SESSION_MAX_LIFETIME), seconds since the epoch.
+    pub ends_at: Option<u64>,
+}
+
 /// A new session, started by a login.
 #[derive(Clone, Debug)]
 pub struct NewSession {
     pub user_id: UserId,
     pub sid: SessionId,
+    pub client: ClientInfo,
     pub refresh_jti: Jti,
     pub refresh_exp: u64,
     pub now_ms: u64,
@@ -73,6 +93,8 @@ pub struct RefreshRequest {
     pub leeway: u64,
     /// The successor to commit if this request is the one that rotates.
     pub next: Successor,
+    /// Recorded when this refresh starts (adopts) a session.
+    pub client: ClientInfo,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,6 +181,16 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke(&self, request: &RevokeRequest) -> Result<(), StoreError>;
     /// The user behind a verified token, if the user is active and the token still stands.
     async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError>;
+
+    /// The user's live (not revoked, not expired) sessions, oldest first.
+    async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError>;
+    /// Ends one session; false when the user has no such live session.
+    async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError>;
+    /// Ends every session of the user; returns how many were live.
+    async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError>;
+    /// How many entries the store holds for the user's sessions (records, index, blacklist),
+    /// live or revoked: for operators and for the tests that prove they all expire.
+    async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError>;
 
     /// Counts one login attempt on every key, before the password is checked, so that parallel
     /// guesses cannot all slip past the limit. A counter's window starts at its first attempt.

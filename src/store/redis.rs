@@ -13,6 +13,8 @@
 //!                                             replays within the reuse interval)
 //!                                             expires when the family's newest token does
 //! refreshd:{u:<user id>}:bl:<jti>      string blacklist entry, expires when that token would
+//! refreshd:{u:<user id>}:sessions      zset   the user's live sessions: sid scored by the time
+//!                                             (ms) its record may go; expires with the last one
 //! refreshd:username:<username>         string the user id
 //! refreshd:users                       set    every user id
 //! refreshd:lf:user:<username>          string login attempts for a username (successes reset it),
@@ -31,8 +33,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, Store,
-    StoreError, Successor, TokenCheck,
+    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, SessionInfo,
+    Store, StoreError, Successor, TokenCheck,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
@@ -43,6 +45,13 @@ fn user_key(id: &UserId) -> String {
 }
 fn session_key(id: &UserId, sid: &SessionId) -> String {
     format!("refreshd:{{u:{id}}}:s:{sid}")
+}
+/// The common prefix of a user's session keys; the scripts that walk the index append a sid.
+fn session_prefix(id: &UserId) -> String {
+    format!("refreshd:{{u:{id}}}:s:")
+}
+fn index_key(id: &UserId) -> String {
+    format!("refreshd:{{u:{id}}}:sessions")
 }
 fn blacklist_key(id: &UserId, jti: &Jti) -> String {
     format!("refreshd:{{u:{id}}}:bl:{jti}")
@@ -61,6 +70,9 @@ pub struct RedisStore {
     revoke: Script,
     login_attempt: Script,
     login_refund: Script,
+    create: Script,
+    revoke_all: Script,
+    list_sessions: Script,
 }
 
 impl RedisStore {
@@ -88,6 +100,9 @@ impl RedisStore {
             revoke: Script::new(include_str!("lua/revoke.lua")),
             login_attempt: Script::new(include_str!("lua/login_attempt.lua")),
             login_refund: Script::new(include_str!("lua/login_refund.lua")),
+            create: Script::new(include_str!("lua/create.lua")),
+            revoke_all: Script::new(include_str!("lua/revoke_all.lua")),
+            list_sessions: Script::new(include_str!("lua/list_sessions.lua")),
         })
     }
 
@@ -255,27 +270,16 @@ impl Store for RedisStore {
 
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
-        let key = session_key(&s.user_id, &s.sid);
-        let end = s.end.map(|e| e.to_string()).unwrap_or_default();
-        let keep_ms = (s.refresh_exp + s.leeway) * 1000;
-        let _: () = self
-            .bounded(
-                redis::pipe()
-                    .atomic()
-                    .hset_multiple(
-                        &key,
-                        &[
-                            ("cur", s.refresh_jti.as_str()),
-                            ("end", end.as_str()),
-                            ("created", s.now_ms.to_string().as_str()),
-                        ],
-                    )
-                    .ignore()
-                    .pexpire_at(&key, keep_ms as i64)
-                    .ignore()
-                    .query_async(&mut c),
-            )
-            .await?;
+        let mut inv = self.create.prepare_invoke();
+        inv.key(session_key(&s.user_id, &s.sid))
+            .key(index_key(&s.user_id))
+            .arg(s.sid.as_str())
+            .arg(s.refresh_jti.as_str())
+            .arg(s.end.map(|e| e.to_string()).unwrap_or_default())
+            .arg(&s.client.user_agent)
+            .arg(&s.client.address)
+            .arg((s.refresh_exp + s.leeway) * 1000);
+        let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
         Ok(())
     }
 
@@ -286,6 +290,7 @@ impl Store for RedisStore {
         inv.key(user_key(&r.user_id))
             .key(session_key(&r.user_id, &r.sid))
             .key(blacklist_key(&r.user_id, &r.jti))
+            .key(index_key(&r.user_id))
             .arg(r.jti.as_str())
             .arg(r.jti_exp)
             .arg(r.now_ms)
@@ -299,7 +304,10 @@ impl Store for RedisStore {
             .arg(r.next.iat)
             .arg(r.next.refresh_exp)
             .arg(r.next.access_exp)
-            .arg(r.adopt_end.map(|e| e.to_string()).unwrap_or_default());
+            .arg(r.adopt_end.map(|e| e.to_string()).unwrap_or_default())
+            .arg(r.sid.as_str())
+            .arg(&r.client.user_agent)
+            .arg(&r.client.address);
         let reply: Vec<String> = self.bounded(inv.invoke_async(&mut c)).await?;
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") => RefreshOutcome::Rotated(parse_successor(&reply)?),
@@ -322,10 +330,11 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let mut inv = self.revoke.prepare_invoke();
         inv.key(session_key(&r.user_id, &r.sid))
+            .key(index_key(&r.user_id))
             .key(blacklist_key(&r.user_id, &r.jti))
+            .arg(r.sid.as_str())
             .arg(r.jti.as_str())
             .arg(r.jti_exp)
-            .arg(r.now_ms)
             .arg(r.leeway)
             .arg(if r.adopt { "1" } else { "0" });
         let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
@@ -367,6 +376,80 @@ impl Store for RedisStore {
             return Ok(CheckOutcome::Revoked);
         }
         Ok(CheckOutcome::Ok(user))
+    }
+
+    async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
+        let mut c = self.conn.clone();
+        let mut inv = self.list_sessions.prepare_invoke();
+        inv.key(index_key(user_id)).arg(session_prefix(user_id));
+        let flat: Vec<String> = self.bounded(inv.invoke_async(&mut c)).await?;
+        let bad = || StoreError::Unexpected("list_sessions returned a malformed row".into());
+        let mut list = flat
+            .chunks(6)
+            .map(|row| match row {
+                [sid, created, last, ua, ip, end] => Ok(SessionInfo {
+                    id: SessionId::parse(sid).ok_or_else(bad)?,
+                    created_ms: created.parse().map_err(|_| bad())?,
+                    last_refreshed_ms: last.parse().ok(),
+                    user_agent: ua.clone(),
+                    client_address: ip.clone(),
+                    ends_at: end.parse().ok(),
+                }),
+                _ => Err(bad()),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        list.sort_by_key(|s| s.created_ms);
+        Ok(list)
+    }
+
+    async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
+        let mut c = self.conn.clone();
+        let key = session_key(user_id, sid);
+        let mut inv = self.revoke.prepare_invoke();
+        inv.key(&key)
+            .key(index_key(user_id))
+            .key(&key)
+            .arg(sid.as_str())
+            .arg("")
+            .arg(0)
+            .arg(0)
+            .arg("0");
+        let live: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        Ok(live == 1)
+    }
+
+    async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
+        let mut c = self.conn.clone();
+        let mut inv = self.revoke_all.prepare_invoke();
+        inv.key(index_key(user_id)).arg(session_prefix(user_id));
+        let ended: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        Ok(ended.max(0) as usize)
+    }
+
+    async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError> {
+        let mut c = self.conn.clone();
+        let pattern = format!("refreshd:{{u:{user_id}}}:*");
+        let user = user_key(user_id);
+        let mut cursor: u64 = 0;
+        let mut count = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .bounded(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c),
+                )
+                .await?;
+            count += keys.iter().filter(|k| **k != user).count();
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
     }
 
     async fn count_login_attempt(

@@ -112,6 +112,31 @@ async fn users_added_deactivated_and_activated_from_the_command_line() {
         REFRESHED,
     );
 
+    // An operator sees the user's sessions and ends them all.
+    let second = app.login(&name, "hunter2-secret").await.tokens();
+    let listed = text(&refreshd(&["user", "sessions", &name], &env, "").stdout);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains(claims_of(&second.refresh)["sid"].as_str().unwrap()),
+        "{listed}"
+    );
+    let out = refreshd(&["user", "logout-all", &name], &env, "");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "2 sessions ended",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_detail(
+        &app.refresh_with_cookie(&second.refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    assert_eq!(
+        text(&refreshd(&["user", "sessions", &name], &env, "").stdout),
+        ""
+    );
+
     let missing = refreshd(&["user", "deactivate", &unique("ghost")], &env, "");
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("no user named"));

@@ -12,4 +12,5 @@ mod outage;
 mod refresh;
 mod rotation;
 mod routes;
+mod sessions;
 mod simplejwt;
