@@ -116,7 +116,7 @@ async fn an_older_ancestor_is_reuse_even_inside_the_interval(backend: Backend) {
 }
 
 async fn the_interval_counts_from_the_first_rotation_and_is_never_extended(backend: Backend) {
-    let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "2s")]).await;
+    let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "3s")]).await;
     let (_, tokens) = app.logged_in().await;
     let first = app.refresh_with_cookie(&tokens.refresh).await.tokens();
     // Keep replaying inside the interval: each replay succeeds but none extends it.
@@ -126,7 +126,7 @@ async fn the_interval_counts_from_the_first_rotation_and_is_never_extended(backe
         assert_detail(&r, 200, REFRESHED);
         assert_eq!(r.tokens().refresh, first.refresh);
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     assert_detail(
         &app.refresh_with_cookie(&tokens.refresh).await,
         401,
