@@ -44,6 +44,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("COOKIE_API_PREFIX", "/api/auth/"),
     ("TOKEN_API_PREFIX", "/api/token/"),
     ("RUST_LOG", "info"),
+    ("LOG_FORMAT", "text"),
+    ("METRICS", "true"),
 ];
 
 /// Secrets that may be given as `X_FILE`, the path of a file holding the value.
@@ -143,6 +145,10 @@ pub struct Settings {
     pub cookie_api_prefix: String,
     /// Where the SimpleJWT-compatible API lives (`<prefix>`, `<prefix>refresh/`, ...).
     pub token_api_prefix: String,
+    /// `LOG_FORMAT=json`: one JSON object per log line.
+    pub log_json: bool,
+    /// Count and time requests for GET /metrics.
+    pub metrics: bool,
 }
 
 /// Every problem found in the configuration, each naming its variable.
@@ -390,6 +396,14 @@ impl Settings {
             trusted_proxies: r.parsed("TRUSTED_PROXIES", Vec::new(), parse_proxies),
             cookie_api_prefix: r.string("COOKIE_API_PREFIX"),
             token_api_prefix: r.string("TOKEN_API_PREFIX"),
+            log_json: r.parsed("LOG_FORMAT", false, |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "text" => Ok(false),
+                    "json" => Ok(true),
+                    other => Err(format!("{other:?} is not text or json")),
+                }
+            }),
+            metrics: r.bool("METRICS"),
         };
         let mut problems = r.problems;
         settings.validate(&mut problems);
@@ -544,6 +558,114 @@ impl Settings {
                 );
             }
         }
+    }
+}
+
+impl Settings {
+    /// Every variable with its effective value, secrets redacted, for `refreshd check-config`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(unset)".into());
+        vec![
+            (
+                "APP_ENV",
+                if self.production {
+                    "production"
+                } else {
+                    "development"
+                }
+                .into(),
+            ),
+            ("BIND_ADDR", self.bind_addr.clone()),
+            (
+                "WORKERS",
+                if self.workers == 0 {
+                    "0 (one per core)".into()
+                } else {
+                    self.workers.to_string()
+                },
+            ),
+            (
+                "REDIS_URL",
+                match &self.redis_url {
+                    Some(url) => redact_url(&String::from_utf8_lossy(url.expose())),
+                    None => "(unset: in-process store)".into(),
+                },
+            ),
+            ("STORE_TIMEOUT", d(self.store_timeout)),
+            (
+                "SIGNING_KEY",
+                if self.signing_key_generated {
+                    "(random development key)".into()
+                } else {
+                    format!("(set, {} bytes)", self.signing_key.expose().len())
+                },
+            ),
+            ("ALGORITHM", self.algorithm.as_str().into()),
+            ("ACCESS_TOKEN_LIFETIME", d(self.access_token_lifetime)),
+            ("REFRESH_TOKEN_LIFETIME", d(self.refresh_token_lifetime)),
+            (
+                "ROTATE_REFRESH_TOKENS",
+                self.rotate_refresh_tokens.to_string(),
+            ),
+            (
+                "BLACKLIST_AFTER_ROTATION",
+                self.blacklist_after_rotation.to_string(),
+            ),
+            (
+                "REFRESH_TOKEN_REUSE_INTERVAL",
+                d(self.refresh_token_reuse_interval),
+            ),
+            ("LEEWAY", d(self.leeway)),
+            ("ISSUER", opt(&self.issuer)),
+            ("AUDIENCE", opt(&self.audience)),
+            ("USER_ID_CLAIM", self.user_id_claim.clone()),
+            ("ACCESS_COOKIE_NAME", self.access_cookie_name.clone()),
+            ("REFRESH_COOKIE_NAME", self.refresh_cookie_name.clone()),
+            ("COOKIE_DOMAIN", opt(&self.cookie_domain)),
+            ("COOKIE_SECURE", self.cookie_secure.to_string()),
+            ("COOKIE_SAMESITE", self.cookie_samesite.as_str().into()),
+            ("REFRESH_COOKIE_PATH", self.refresh_cookie_path.clone()),
+            ("CORS_ALLOWED_ORIGINS", self.cors_allowed_origins.join(",")),
+            ("PUBLIC_ORIGIN", opt(&self.public_origin)),
+            (
+                "SESSION_MAX_LIFETIME",
+                self.session_max_lifetime
+                    .map(d)
+                    .unwrap_or_else(|| "(unset)".into()),
+            ),
+            ("LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
+            ("LOGIN_FAILURE_WINDOW", d(self.login_failure_window)),
+            (
+                "TRUSTED_PROXIES",
+                self.trusted_proxies
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            ("COOKIE_API_PREFIX", self.cookie_api_prefix.clone()),
+            ("TOKEN_API_PREFIX", self.token_api_prefix.clone()),
+            (
+                "LOG_FORMAT",
+                if self.log_json { "json" } else { "text" }.into(),
+            ),
+            ("METRICS", self.metrics.to_string()),
+        ]
+    }
+}
+
+/// A URL with any password replaced by `***`.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => "(set)".into(),
     }
 }
 
@@ -760,6 +882,27 @@ mod tests {
         let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
         assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_effective_settings_are_described_without_secrets() {
+        let s = settings(&[
+            ("SIGNING_KEY", "super-secret-value"),
+            ("REDIS_URL", "redis://app:pw123@cache:6379/0"),
+        ])
+        .unwrap();
+        let text = format!("{:?}", s.describe());
+        assert!(
+            !text.contains("super-secret-value") && !text.contains("pw123"),
+            "{text}"
+        );
+        assert!(text.contains("redis://app:***@cache:6379/0"), "{text}");
+        let names: Vec<&str> = s.describe().iter().map(|(n, _)| *n).collect();
+        for (var, _) in VARIABLES {
+            if *var != "VERIFYING_KEY" && *var != "RUST_LOG" {
+                assert!(names.contains(var), "check-config does not show {var}");
+            }
+        }
     }
 
     #[test]

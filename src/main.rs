@@ -29,6 +29,10 @@ enum Command {
     /// Manage users in the store named by REDIS_URL.
     #[command(subcommand)]
     User(UserCommand),
+    /// Print the effective settings (secrets redacted) and every problem; non-zero on any.
+    CheckConfig,
+    /// Exit 0 when the server on BIND_ADDR answers GET /healthz (for container health checks).
+    Healthcheck,
 }
 
 #[derive(Subcommand)]
@@ -57,7 +61,6 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Real environment variables win over .env; a missing .env is fine.
     let _ = dotenvy::dotenv();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let settings = match Settings::from_lookup(|k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {
@@ -65,9 +68,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(settings.log_json);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::User(cmd) => user(settings, cmd).await,
+        Command::CheckConfig => {
+            for (name, value) in settings.describe() {
+                println!("{name}={value}");
+            }
+            println!("# no problems found");
+            Ok(())
+        }
+        Command::Healthcheck => healthcheck(&settings.bind_addr),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,6 +87,58 @@ async fn main() -> ExitCode {
             eprintln!("refreshd: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Logs to standard error: plain lines, or with LOG_FORMAT=json one JSON object per line.
+fn init_logging(json: bool) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if json {
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let line = serde_json::json!({
+                "ts": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "msg": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
+}
+
+/// GET /healthz on BIND_ADDR (0.0.0.0 is asked on 127.0.0.1), with plain std I/O.
+fn healthcheck(bind_addr: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let addr = bind_addr
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let target = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("bad BIND_ADDR {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("bad BIND_ADDR {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    if reply.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unhealthy: {}",
+            reply.lines().next().unwrap_or("no answer")
+        ))
     }
 }
 
@@ -91,6 +155,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         app.port(),
         app.port()
     );
+    app.stop_on_signals();
     app.run_until_stopped().await.map_err(|e| e.to_string())?;
     log::info!("refreshd stopped");
     Ok(())
@@ -100,7 +165,9 @@ async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
     if settings.redis_url.is_none() {
         return Err("user commands need REDIS_URL: the in-process store lives inside a running server and cannot be changed from outside".into());
     }
-    let store = open_store(&settings).await.map_err(|e| e.to_string())?;
+    let store = open_store(&settings, None)
+        .await
+        .map_err(|e| e.to_string())?;
     let username = |raw: &str| {
         Username::parse(raw)
             .ok_or_else(|| format!("{raw:?} is not a valid username (1 to 150 visible characters)"))

@@ -4,8 +4,9 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Instant;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::middleware::Logger;
 use actix_web::{App, HttpServer, web};
 
@@ -13,6 +14,7 @@ use crate::auth::{self, AuthService};
 use crate::config::Settings;
 use crate::domain::Username;
 use crate::http::{self, AppState};
+use crate::metrics::Metrics;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +29,19 @@ pub enum StartupError {
 }
 
 /// The store the settings name: Redis with REDIS_URL, otherwise the in-process one.
-pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, StoreError> {
+/// With `metrics`, every Redis call is timed.
+pub async fn open_store(
+    settings: &Settings,
+    metrics: Option<Arc<Metrics>>,
+) -> Result<Arc<dyn Store>, StoreError> {
     match &settings.redis_url {
         Some(url) => {
             let url = String::from_utf8_lossy(url.expose()).into_owned();
-            Ok(Arc::new(
-                RedisStore::connect(&url, settings.store_timeout).await?,
-            ))
+            let store = RedisStore::connect(&url, settings.store_timeout).await?;
+            Ok(Arc::new(match metrics {
+                Some(m) => store.with_metrics(m),
+                None => store,
+            }))
         }
         None => Ok(Arc::new(MemoryStore::new())),
     }
@@ -43,17 +51,20 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let store = open_store(&settings).await?;
-        Self::build_with_store(settings, store).await
+        let metrics = Arc::new(Metrics::new(settings.metrics, http::routes::ROUTE_NAMES));
+        let store = open_store(&settings, Some(metrics.clone())).await?;
+        Self::build_with_store(settings, store, metrics).await
     }
 
     pub async fn build_with_store(
         settings: Settings,
         store: Arc<dyn Store>,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, StartupError> {
         announce(&settings, store.as_ref()).await?;
         let listener =
@@ -69,9 +80,11 @@ impl Application {
         let state = web::Data::new(AppState::new(
             &settings,
             AuthService::new(&settings, store.clone()),
+            metrics.clone(),
         ));
         let cors_settings = settings.clone();
         let prefixes = state.prefixes.clone();
+        let app_metrics = metrics.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -81,12 +94,27 @@ impl Application {
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
+                .wrap_fn({
+                    let metrics = app_metrics.clone();
+                    move |req, srv| {
+                        let started = Instant::now();
+                        let metrics = metrics.clone();
+                        let call = srv.call(req);
+                        async move {
+                            let res = call.await?;
+                            metrics.request(res.request().match_name(), started.elapsed());
+                            Ok(res)
+                        }
+                    }
+                })
                 .configure(|cfg| http::routes::configure(cfg, &prefixes))
                 .default_service(web::to(http::routes::not_found))
         })
         .listen(listener)
         .map_err(bind_error)?
-        .shutdown_timeout(10);
+        .shutdown_timeout(10)
+        // actix would stop at once on SIGINT; `stop_on_signals` drains on both.
+        .disable_signals();
         let server = if settings.workers > 0 {
             server.workers(settings.workers)
         } else {
@@ -97,6 +125,7 @@ impl Application {
             port,
             server,
             store,
+            metrics,
         })
     }
 
@@ -108,6 +137,10 @@ impl Application {
         self.store.clone()
     }
 
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// Stops the server: `handle().stop(true)` lets in-flight requests finish.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
@@ -115,6 +148,28 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// On SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to 10 s), then
+    /// let `run_until_stopped` return.
+    pub fn stop_on_signals(&self) {
+        let handle = self.handle();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                log::error!("cannot listen for SIGTERM/SIGINT");
+                return;
+            };
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            log::info!("{name}: finishing in-flight requests, then stopping");
+            handle.stop(true).await;
+        });
     }
 }
 

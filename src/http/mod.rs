@@ -8,12 +8,15 @@ pub mod extract;
 pub mod routes;
 pub mod simplejwt;
 
+use std::sync::Arc;
+
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 use ipnet::IpNet;
 
 use crate::auth::AuthService;
 use crate::config::Settings;
+use crate::metrics::Metrics;
 
 use self::cookies::CookieJar;
 use self::csrf::CsrfPolicy;
@@ -25,10 +28,11 @@ pub struct AppState {
     pub csrf: CsrfPolicy,
     pub trusted_proxies: Vec<IpNet>,
     pub prefixes: routes::RoutePrefixes,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
-    pub fn new(settings: &Settings, auth: AuthService) -> Self {
+    pub fn new(settings: &Settings, auth: AuthService, metrics: Arc<Metrics>) -> Self {
         Self {
             auth,
             cookies: CookieJar::new(settings),
@@ -42,6 +46,7 @@ impl AppState {
                 cookie_api: settings.cookie_api_prefix.clone(),
                 token_api: settings.token_api_prefix.clone(),
             },
+            metrics,
         }
     }
 }

@@ -16,23 +16,57 @@ use crate::auth::{AuthError, IssuedTokens};
 use crate::domain::SessionId;
 use crate::store::SessionInfo;
 
-/// Registers `path` with and without its trailing slash, answering other methods with a JSON 405.
-pub(super) fn resource(path: &str) -> actix_web::Resource {
+/// The name of every route, as the router, the logs and the metrics know it.
+pub const ROUTE_NAMES: &[&str] = &[
+    "cookie.login",
+    "cookie.refresh",
+    "cookie.logout",
+    "cookie.me",
+    "cookie.sessions",
+    "cookie.session",
+    "token.obtain",
+    "token.refresh",
+    "token.verify",
+    "token.blacklist",
+    "healthz",
+    "readyz",
+    "metrics",
+];
+
+/// Registers `path` with and without its trailing slash under `name`, answering other methods
+/// with a JSON 405.
+pub(super) fn resource(name: &'static str, path: &str) -> actix_web::Resource {
+    debug_assert!(
+        ROUTE_NAMES.contains(&name),
+        "{name} is missing from ROUTE_NAMES"
+    );
     let bare = path.trim_end_matches('/').to_owned();
     let slashed = format!("{bare}/");
-    web::resource([bare, slashed]).default_service(web::to(method_not_allowed))
+    web::resource([bare, slashed])
+        .name(name)
+        .default_service(web::to(method_not_allowed))
 }
 
 /// Every route of both APIs, under their configured prefixes.
 pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
     let c = &prefixes.cookie_api;
-    cfg.service(resource(&format!("{c}login/")).route(web::post().to(login)))
-        .service(resource(&format!("{c}token/refresh/")).route(web::post().to(refresh)))
-        .service(resource(&format!("{c}logout/")).route(web::post().to(logout)))
-        .service(resource(&format!("{c}me/")).route(web::get().to(me)))
-        .service(resource(&format!("{c}sessions/")).route(web::get().to(sessions)))
-        .service(resource(&format!("{c}sessions/{{id}}/")).route(web::delete().to(end_session)))
-        .service(resource("/healthz").route(web::get().to(healthz)));
+    cfg.service(resource("cookie.login", &format!("{c}login/")).route(web::post().to(login)))
+        .service(
+            resource("cookie.refresh", &format!("{c}token/refresh/"))
+                .route(web::post().to(refresh)),
+        )
+        .service(resource("cookie.logout", &format!("{c}logout/")).route(web::post().to(logout)))
+        .service(resource("cookie.me", &format!("{c}me/")).route(web::get().to(me)))
+        .service(
+            resource("cookie.sessions", &format!("{c}sessions/")).route(web::get().to(sessions)),
+        )
+        .service(
+            resource("cookie.session", &format!("{c}sessions/{{id}}/"))
+                .route(web::delete().to(end_session)),
+        )
+        .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
+        .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
+        .service(resource("metrics", "/metrics").route(web::get().to(metrics)));
     super::simplejwt::configure(cfg, &prefixes.token_api);
 }
 
@@ -53,6 +87,56 @@ pub async fn not_found() -> HttpResponse {
 
 async fn healthz() -> HttpResponse {
     error::json(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+/// Ready when the store answers a PING within STORE_TIMEOUT.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.auth.store().ping().await {
+        Ok(()) => error::json(StatusCode::OK, &json!({ "status": "ready" })),
+        Err(e) => {
+            log::warn!("not ready: {e}");
+            detail(StatusCode::SERVICE_UNAVAILABLE, error::UNAVAILABLE)
+        }
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(state.metrics.render())
+}
+
+/// The metrics outcome of a refresh.
+pub(super) fn refresh_outcome(
+    result: &Result<crate::auth::Refreshed, AuthError>,
+) -> crate::metrics::RefreshOutcome {
+    use crate::auth::RefreshKind;
+    use crate::metrics::RefreshOutcome as O;
+    match result {
+        Ok(r) if r.kind == RefreshKind::GraceReplay => O::GraceReplay,
+        Ok(_) => O::Ok,
+        Err(AuthError::MissingRefreshToken) => O::Missing,
+        Err(AuthError::RefreshTokenReused) => O::ReuseRevoked,
+        Err(AuthError::InvalidTokenUser) => O::InvalidUser,
+        Err(AuthError::StoreUnavailable(_) | AuthError::Internal(_)) => O::StoreUnavailable,
+        Err(_) => O::Invalid,
+    }
+}
+
+/// The metrics outcome of a login.
+pub(super) fn login_outcome<T>(result: &Result<T, AuthError>) -> crate::metrics::LoginOutcome {
+    use crate::metrics::LoginOutcome as O;
+    match result {
+        Ok(_) => O::Ok,
+        Err(AuthError::InvalidCredentials) => O::InvalidCredentials,
+        Err(AuthError::TooManyLoginAttempts { .. }) => O::Throttled,
+        Err(AuthError::StoreUnavailable(_)) => O::StoreUnavailable,
+        Err(_) => O::Error,
+    }
 }
 
 fn set_cookies(
@@ -93,14 +177,16 @@ async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
     let (username, password) = credentials(&json_object(&body)?)?;
-    let tokens = state
+    let result = state
         .auth
         .login(
             &username,
             &password,
             &requester(&req, &state.trusted_proxies),
         )
-        .await?;
+        .await;
+    state.metrics.login(login_outcome(&result));
+    let tokens = result?;
     Ok(set_cookies(
         detail(StatusCode::OK, error::LOGGED_IN),
         issued_cookies(&state, &tokens),
@@ -126,6 +212,7 @@ async fn refresh(
                 .await
         }
     };
+    state.metrics.refresh(refresh_outcome(&outcome));
     match outcome {
         Ok(refreshed) => Ok(set_cookies(
             detail(StatusCode::OK, error::REFRESHED),

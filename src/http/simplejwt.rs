@@ -10,14 +10,23 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{self, ApiError};
 use super::extract::{normalize_token, read_body, requester};
-use super::routes::{credentials, json_object, resource, string_field};
+use super::routes::{
+    credentials, json_object, login_outcome, refresh_outcome, resource, string_field,
+};
 use crate::auth::RefreshKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
-    cfg.service(resource(prefix).route(web::post().to(obtain)))
-        .service(resource(&format!("{prefix}refresh/")).route(web::post().to(refresh)))
-        .service(resource(&format!("{prefix}verify/")).route(web::post().to(verify)))
-        .service(resource(&format!("{prefix}blacklist/")).route(web::post().to(blacklist)));
+    cfg.service(resource("token.obtain", prefix).route(web::post().to(obtain)))
+        .service(
+            resource("token.refresh", &format!("{prefix}refresh/")).route(web::post().to(refresh)),
+        )
+        .service(
+            resource("token.verify", &format!("{prefix}verify/")).route(web::post().to(verify)),
+        )
+        .service(
+            resource("token.blacklist", &format!("{prefix}blacklist/"))
+                .route(web::post().to(blacklist)),
+        );
 }
 
 /// The body's fields, from JSON or (as Django REST framework also accepts) a urlencoded form.
@@ -58,15 +67,16 @@ async fn obtain(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (username, password) = credentials(&fields(&req, payload).await?)?;
-    let tokens = state
+    let result = state
         .auth
         .login(
             &username,
             &password,
             &requester(&req, &state.trusted_proxies),
         )
-        .await
-        .map_err(ApiError::Token)?;
+        .await;
+    state.metrics.login(login_outcome(&result));
+    let tokens = result.map_err(ApiError::Token)?;
     Ok(error::json(
         StatusCode::OK,
         &json!({ "refresh": tokens.refresh, "access": tokens.access }),
@@ -79,12 +89,17 @@ async fn refresh(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let object = fields(&req, payload).await?;
-    let token = token_field(&object, "refresh")?;
-    let refreshed = state
+    let token = token_field(&object, "refresh").inspect_err(|_| {
+        state
+            .metrics
+            .refresh(crate::metrics::RefreshOutcome::Missing);
+    })?;
+    let result = state
         .auth
         .refresh(&token, &requester(&req, &state.trusted_proxies))
-        .await
-        .map_err(ApiError::Token)?;
+        .await;
+    state.metrics.refresh(refresh_outcome(&result));
+    let refreshed = result.map_err(ApiError::Token)?;
     let body = match refreshed.kind {
         // With rotation off SimpleJWT answers the access token alone.
         RefreshKind::Kept => json!({ "access": refreshed.tokens.access }),

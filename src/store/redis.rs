@@ -26,7 +26,8 @@
 //! user and change the session and its blacklist in one slot of a Redis Cluster.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -37,6 +38,7 @@ use super::{
     Store, StoreError, Successor, TokenCheck,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
+use crate::metrics::Metrics;
 
 const USERS_KEY: &str = "refreshd:users";
 
@@ -66,6 +68,7 @@ fn limit_key(key: &LimitKey) -> String {
 pub struct RedisStore {
     conn: ConnectionManager,
     timeout: Duration,
+    metrics: Option<Arc<Metrics>>,
     refresh: Script,
     revoke: Script,
     login_attempt: Script,
@@ -96,6 +99,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             timeout,
+            metrics: None,
             refresh: Script::new(include_str!("lua/refresh.lua")),
             revoke: Script::new(include_str!("lua/revoke.lua")),
             login_attempt: Script::new(include_str!("lua/login_attempt.lua")),
@@ -111,12 +115,23 @@ impl RedisStore {
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.timeout, call).await {
+        let started = Instant::now();
+        let result = tokio::time::timeout(self.timeout, call).await;
+        if let Some(m) = &self.metrics {
+            m.store_call(started.elapsed());
+        }
+        match result {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".into(),
             )),
         }
+    }
+
+    /// Times every store call into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {

@@ -302,15 +302,42 @@ async fn parallel_guesses_cannot_slip_past_the_limit(backend: Backend) {
     let app = spawn_app_with(backend, &[("LOGIN_MAX_FAILURES", "3"), ("WORKERS", "2")]).await;
     let name = unique("henry");
     app.add_user(&name, "right").await;
-    let replies = futures_util::future::join_all((0..20).map(|_| app.login(&name, "guess"))).await;
-    let tried = replies.iter().filter(|r| r.status == 401).count();
-    let refused = replies.iter().filter(|r| r.status == 429).count();
-    // Each guess counts on two counters (username, address) in turn, so a racing guess can be
-    // stopped by either: at most LOGIN_MAX_FAILURES reach the password check, never more.
-    assert!(
-        (1..=3).contains(&tried),
-        "{tried} guesses reached the password check"
+    let guess = |username: String, addr: String| {
+        let app = &app;
+        async move {
+            Reply::read(
+                app.client
+                    .post(app.url("/api/auth/login/"))
+                    .header("x-forwarded-for", addr)
+                    .json(&json!({"username": username, "password": "guess"}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .status
+        }
+    };
+    let count = |statuses: &[u16]| {
+        let tried = statuses.iter().filter(|s| **s == 401).count();
+        let refused = statuses.iter().filter(|s| **s == 429).count();
+        (tried, refused)
+    };
+    // Twenty parallel guesses at one username, each from its own address.
+    let base = rand_octet();
+    let statuses = futures_util::future::join_all(
+        (0..20).map(|i| guess(name.clone(), format!("198.18.{base}.{}", i + 1))),
+    )
+    .await;
+    assert_eq!(
+        count(&statuses),
+        (3, 17),
+        "only LOGIN_MAX_FAILURES guesses reach the check"
     );
-    assert_eq!(tried + refused, 20);
     assert_detail(&app.login(&name, "right").await, 429, TOO_MANY_LOGINS);
+    // Twenty parallel guesses from one address, each at its own username.
+    let addr = format!("198.19.{}.{}", rand_octet(), rand_octet());
+    let statuses =
+        futures_util::future::join_all((0..20).map(|_| guess(unique("spray"), addr.clone()))).await;
+    assert_eq!(count(&statuses), (3, 17));
 }

@@ -8,6 +8,7 @@ mod interop;
 mod login;
 mod logout;
 mod me;
+mod operations;
 mod outage;
 mod refresh;
 mod rotation;

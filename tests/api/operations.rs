@@ -1,0 +1,337 @@
+//! Running it: readiness, metrics, graceful shutdown, logs that never carry a token, check-config.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn readyz_follows_the_store() {
+    let app = spawn_app(Backend::Memory).await;
+    let reply = Reply::read(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(
+        (reply.status, reply.json.clone()),
+        (200, json!({"status": "ready"}))
+    );
+
+    let mut redis = RedisProcess::start(false);
+    let app = spawn_app_with(
+        Backend::Redis,
+        &[("REDIS_URL", &redis.url()), ("STORE_TIMEOUT", "500ms")],
+    )
+    .await;
+    let ready =
+        || async { Reply::read(app.client.get(app.url("/readyz/")).send().await.unwrap()).await };
+    assert_eq!(ready().await.status, 200);
+    redis.stop();
+    let started = Instant::now();
+    assert_detail(&ready().await, 503, UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // Liveness is not readiness: the process is still alive.
+    assert_eq!(
+        Reply::read(app.client.get(app.url("/healthz")).send().await.unwrap())
+            .await
+            .status,
+        200
+    );
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ready().await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "not ready again after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn metrics_text(app: &TestApp) -> String {
+    let resp = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    resp.text().await.unwrap()
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{series} not in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_refreshes_and_logins_by_outcome_and_time_routes_and_store_calls() {
+    let app = spawn_app_with(Backend::Redis, &[("REFRESH_TOKEN_REUSE_INTERVAL", "1s")]).await;
+    let (user, t0) = app.logged_in().await;
+    assert_eq!(app.login(user.username.as_str(), "wrong").await.status, 401);
+    let t1 = app.refresh_with_cookie(&t0.refresh).await.tokens(); // ok
+    app.refresh_with_cookie(&t0.refresh).await; // grace_replay
+    app.post_json("/api/token/refresh/", &json!({"refresh": t1.refresh}))
+        .await; // ok (JSON API)
+    app.refresh_with_cookie("garbage").await; // invalid
+    app.post_with_cookie("/api/auth/token/refresh/", "").await; // missing
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.refresh_with_cookie(&t0.refresh).await; // reuse_revoked
+    let (other, t) = app.logged_in().await;
+    app.store
+        .set_user_active(&other.username, false)
+        .await
+        .unwrap();
+    app.refresh_with_cookie(&t.refresh).await; // invalid_user
+
+    let text = metrics_text(&app).await;
+    for (outcome, n) in [
+        ("ok", 2),
+        ("grace_replay", 1),
+        ("reuse_revoked", 1),
+        ("invalid", 1),
+        ("invalid_user", 1),
+        ("missing", 1),
+        ("store_unavailable", 0),
+    ] {
+        assert_eq!(
+            metric(
+                &text,
+                &format!("refreshd_refreshes_total{{outcome=\"{outcome}\"}}")
+            ),
+            n,
+            "{outcome}"
+        );
+    }
+    assert_eq!(metric(&text, "refreshd_logins_total{outcome=\"ok\"}"), 2);
+    assert_eq!(
+        metric(
+            &text,
+            "refreshd_logins_total{outcome=\"invalid_credentials\"}"
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "refreshd_request_duration_seconds_count{route=\"cookie.refresh\"}"
+        ),
+        6
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "refreshd_request_duration_seconds_count{route=\"token.refresh\"}"
+        ),
+        1
+    );
+    assert!(metric(&text, "refreshd_store_call_duration_seconds_count") >= 10);
+}
+
+/// The real binary, on a free port, with its log on a pipe.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(unique("refreshd-run"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .env_clear()
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("WORKERS", "1")
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "refreshd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Server { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits for the process to exit and returns its status and whole log.
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let mut log = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        (self.child.wait().unwrap(), log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_request_finish_and_exits_zero() {
+    for signal in ["-TERM", "-INT"] {
+        let server = Server::start(&[]);
+        // A login whose body is still arriving when the signal comes.
+        let body = br#"{"username":"demo","password":"demo"}"#;
+        let mut conn = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            conn,
+            "POST /api/auth/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        conn.write_all(&body[..10]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        server.signal(signal);
+        std::thread::sleep(Duration::from_millis(300));
+        // New connections are no longer accepted...
+        assert!(
+            TcpStream::connect(("127.0.0.1", server.port)).is_err()
+                || reqwest::get(server.url("/healthz")).await.is_err(),
+            "still accepting after {signal}"
+        );
+        // ...but the request in flight completes.
+        conn.write_all(&body[10..]).unwrap();
+        let mut status = String::new();
+        BufReader::new(&conn).read_line(&mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{signal}: {status:?}");
+        drop(conn);
+        let (exit, log) = server.wait();
+        assert!(exit.success(), "{signal}: exit {exit:?}\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_of_a_whole_session_holds_no_token_cookie_or_authorization_value() {
+    let server = Server::start(&[("RUST_LOG", "trace"), ("LOG_FORMAT", "json")]);
+    let client = reqwest::Client::new();
+    let login = Reply::read(
+        client
+            .post(server.url("/api/auth/login/"))
+            .json(&json!({"username": "demo", "password": "demo"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let t0 = login.tokens();
+    let t1 = Reply::read(
+        client
+            .post(server.url("/api/auth/token/refresh/"))
+            .header("cookie", format!("refresh_token={}", t0.refresh))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .tokens();
+    let me = client
+        .get(server.url("/api/auth/me/?token=not-logged-either"))
+        .header("authorization", format!("Bearer {}", t1.access))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let logout = client
+        .post(server.url("/api/auth/logout/"))
+        .json(&json!({"refresh": t1.refresh}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    server.signal("-TERM");
+    let (exit, log) = server.wait();
+    assert!(exit.success());
+
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not a JSON line: {l}")))
+        .collect();
+    let requests: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["msg"].as_str())
+        .filter(|m| m.contains("\"POST ") || m.contains("\"GET "))
+        .collect();
+    assert_eq!(requests.len(), 4, "one line per request:\n{log}");
+    assert!(
+        requests
+            .iter()
+            .any(|m| m.contains("\"POST /api/auth/token/refresh/\" 200")),
+        "{requests:?}"
+    );
+    for secret in [&t0.access, &t0.refresh, &t1.access, &t1.refresh] {
+        assert!(!log.contains(secret.as_str()), "a token is in the log");
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!log.contains(signature), "a token signature is in the log");
+    }
+    for needle in [
+        "eyJ",
+        "Bearer",
+        "refresh_token=",
+        "access_token=",
+        "not-logged-either",
+    ] {
+        assert!(!log.contains(needle), "{needle:?} is in the log:\n{log}");
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_settings_without_secrets() {
+    let run = |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .arg("check-config")
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap()
+    };
+    let ok = run(&[
+        ("SIGNING_KEY", "a-very-secret-signing-key-0123456789"),
+        ("REDIS_URL", "redis://u:hunter2@cache:6379/0"),
+    ]);
+    assert!(ok.status.success());
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert!(out.contains("SIGNING_KEY=(set, 36 bytes)"), "{out}");
+    assert!(
+        out.contains("REDIS_URL=redis://u:***@cache:6379/0"),
+        "{out}"
+    );
+    assert!(out.contains("ACCESS_TOKEN_LIFETIME=15m"), "{out}");
+    assert!(!out.contains("a-very-secret") && !out.contains("hunter2"));
+
+    let bad = run(&[("COOKIE_SAMESITE", "None"), ("LEEWAY", "a while")]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("COOKIE_SAMESITE=None") && err.contains("LEEWAY"),
+        "{err}"
+    );
+}
