@@ -4,6 +4,7 @@
 mod helpers;
 
 mod cli;
+mod deploy;
 mod interop;
 mod login;
 mod logout;
