@@ -5,6 +5,7 @@ mod helpers;
 
 mod cli;
 mod deploy;
+mod instances;
 mod interop;
 mod login;
 mod logout;

@@ -1,8 +1,8 @@
 //! Running it: readiness, metrics, graceful shutdown, logs that never carry a token, check-config.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -131,73 +131,10 @@ async fn metrics_count_refreshes_and_logins_by_outcome_and_time_routes_and_store
     assert!(metric(&text, "refreshd_store_call_duration_seconds_count") >= 10);
 }
 
-/// The real binary, on a free port, with its log on a pipe.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(env: &[(&str, &str)]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(unique("refreshd-run"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
-            .env_clear()
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("WORKERS", "1")
-            .envs(env.iter().copied())
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "refreshd did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Server { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn signal(&self, sig: &str) {
-        Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-
-    /// Waits for the process to exit and returns its status and whole log.
-    fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        (self.child.wait().unwrap(), log)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish_and_exits_zero() {
     for signal in ["-TERM", "-INT"] {
-        let server = Server::start(&[]);
+        let server = ServerProcess::start(&[]);
         // A login whose body is still arriving when the signal comes.
         let body = br#"{"username":"demo","password":"demo"}"#;
         let mut conn = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -230,7 +167,7 @@ async fn sigterm_lets_an_in_flight_request_finish_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_of_a_whole_session_holds_no_token_cookie_or_authorization_value() {
-    let server = Server::start(&[("RUST_LOG", "trace"), ("LOG_FORMAT", "json")]);
+    let server = ServerProcess::start(&[("RUST_LOG", "trace"), ("LOG_FORMAT", "json")]);
     let client = reqwest::Client::new();
     let login = Reply::read(
         client
