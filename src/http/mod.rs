@@ -5,6 +5,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 pub mod routes;
 pub mod simplejwt;
 

@@ -31,6 +31,7 @@ pub const ROUTE_NAMES: &[&str] = &[
     "healthz",
     "readyz",
     "metrics",
+    "openapi",
 ];
 
 /// Registers `path` with and without its trailing slash under `name`, answering other methods
@@ -66,7 +67,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
         )
         .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
         .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
-        .service(resource("metrics", "/metrics").route(web::get().to(metrics)));
+        .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
+        .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)));
     super::simplejwt::configure(cfg, &prefixes.token_api);
 }
 
@@ -108,6 +110,10 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(state.metrics.render())
+}
+
+async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    error::json(StatusCode::OK, &super::openapi::document(&state.prefixes))
 }
 
 /// The metrics outcome of a refresh.
@@ -309,8 +315,8 @@ async fn end_session(
 }
 
 /// One entry of the session list.
-#[derive(serde::Serialize)]
-struct SessionView<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView<'a> {
     id: &'a str,
     created: String,
     last_refreshed: Option<String>,
@@ -342,8 +348,8 @@ impl<'a> SessionView<'a> {
 }
 
 /// The body of `me`, in the contract's field order.
-#[derive(serde::Serialize)]
-struct Me<'a> {
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Me<'a> {
     id: &'a str,
     username: &'a str,
     is_active: bool,

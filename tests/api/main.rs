@@ -10,6 +10,7 @@ mod interop;
 mod login;
 mod logout;
 mod me;
+mod openapi;
 mod operations;
 mod outage;
 mod refresh;
