@@ -16,6 +16,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("BIND_ADDR", "127.0.0.1:8000"),
     ("WORKERS", "0"),
     ("REDIS_URL", ""),
+    ("REDIS_CLUSTER_NODES", ""),
     ("STORE_TIMEOUT", "2s"),
     ("SIGNING_KEY", ""),
     ("ALGORITHM", "HS256"),
@@ -113,8 +114,10 @@ pub struct Settings {
     pub bind_addr: String,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
-    /// `None`: the in-process store.
+    /// `None` (and no cluster): the in-process store.
     pub redis_url: Option<Secret>,
+    /// A Redis Cluster's seed nodes (`redis://host:port` each), instead of REDIS_URL.
+    pub redis_cluster_nodes: Vec<String>,
     pub store_timeout: Duration,
     pub signing_key: Secret,
     /// True when no SIGNING_KEY was given and a random one was made for this process.
@@ -359,6 +362,12 @@ impl Settings {
                     .ok_or_else(|| format!("{s:?} is not a number of threads (0 for one per core)"))
             }),
             redis_url: r.optional("REDIS_URL").map(|u| Secret::new(u.into_bytes())),
+            redis_cluster_nodes: r
+                .string("REDIS_CLUSTER_NODES")
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
             store_timeout: r.duration("STORE_TIMEOUT"),
             signing_key,
             signing_key_generated,
@@ -536,6 +545,16 @@ impl Settings {
                 self.cookie_api_prefix, self.token_api_prefix
             ));
         }
+        if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
+            problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: name one store".into());
+        }
+        for node in &self.redis_cluster_nodes {
+            if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
+                problems.push(format!(
+                    "REDIS_CLUSTER_NODES: {node:?} is not a redis://host:port URL"
+                ));
+            }
+        }
         if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
             problems.push("LOGIN_FAILURE_WINDOW must be longer than 0 (or set LOGIN_MAX_FAILURES=0 to turn limiting off)".into());
         }
@@ -549,8 +568,8 @@ impl Settings {
                     self.algorithm.as_str()
                 ));
             }
-            if self.redis_url.is_none() {
-                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE): the in-process store loses every session on restart and is not shared between instances".into());
+            if self.redis_url.is_none() && self.redis_cluster_nodes.is_empty() {
+                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE) or REDIS_CLUSTER_NODES: the in-process store loses every session on restart and is not shared between instances".into());
             }
             if !self.cookie_secure {
                 problems.push(
@@ -591,6 +610,14 @@ impl Settings {
                     Some(url) => redact_url(&String::from_utf8_lossy(url.expose())),
                     None => "(unset: in-process store)".into(),
                 },
+            ),
+            (
+                "REDIS_CLUSTER_NODES",
+                self.redis_cluster_nodes
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             ("STORE_TIMEOUT", d(self.store_timeout)),
             (

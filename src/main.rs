@@ -162,8 +162,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
 }
 
 async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
-    if settings.redis_url.is_none() {
-        return Err("user commands need REDIS_URL: the in-process store lives inside a running server and cannot be changed from outside".into());
+    if settings.redis_url.is_none() && settings.redis_cluster_nodes.is_empty() {
+        return Err("user commands need REDIS_URL or REDIS_CLUSTER_NODES: the in-process store lives inside a running server and cannot be changed from outside".into());
     }
     let store = open_store(&settings, None)
         .await

@@ -19,7 +19,7 @@ use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot reach Redis at REDIS_URL: {0}")]
+    #[error("cannot reach Redis (REDIS_URL or REDIS_CLUSTER_NODES): {0}")]
     Store(#[from] StoreError),
     #[error("cannot listen on BIND_ADDR={addr}: {source}")]
     Bind {
@@ -34,17 +34,21 @@ pub async fn open_store(
     settings: &Settings,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    match &settings.redis_url {
+    let store = match &settings.redis_url {
         Some(url) => {
             let url = String::from_utf8_lossy(url.expose()).into_owned();
-            let store = RedisStore::connect(&url, settings.store_timeout).await?;
-            Ok(Arc::new(match metrics {
-                Some(m) => store.with_metrics(m),
-                None => store,
-            }))
+            RedisStore::connect(&url, settings.store_timeout).await?
         }
-        None => Ok(Arc::new(MemoryStore::new())),
-    }
+        None if !settings.redis_cluster_nodes.is_empty() => {
+            RedisStore::connect_cluster(&settings.redis_cluster_nodes, settings.store_timeout)
+                .await?
+        }
+        None => return Ok(Arc::new(MemoryStore::new())),
+    };
+    Ok(Arc::new(match metrics {
+        Some(m) => store.with_metrics(m),
+        None => store,
+    }))
 }
 
 pub struct Application {
@@ -197,7 +201,11 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StoreErr
             }
         }
     } else {
-        log::info!("using Redis at REDIS_URL");
+        if settings.redis_cluster_nodes.is_empty() {
+            log::info!("using Redis at REDIS_URL");
+        } else {
+            log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES");
+        }
     }
     Ok(())
 }

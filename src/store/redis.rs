@@ -30,8 +30,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use super::{
     CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, SessionInfo,
@@ -65,8 +67,44 @@ fn limit_key(key: &LimitKey) -> String {
     format!("refreshd:lf:{}", key.as_key())
 }
 
+/// One Redis, or a Redis Cluster: every call below works on either, because every multi-key
+/// call stays within one user's hash slot.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Conn,
     timeout: Duration,
     metrics: Option<Arc<Metrics>>,
     refresh: Script,
@@ -96,7 +134,29 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
         .map_err(unavailable)?;
-        Ok(Self {
+        Ok(Self::with_conn(Conn::Single(conn), timeout))
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes. Every session's keys share one hash
+    /// slot, so each rotation is still one atomic script on one node.
+    pub async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::cluster::ClusterClient::builder(nodes.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .retries(1)
+            .min_retry_wait(50)
+            .max_retry_wait(500)
+            .build()
+            .map_err(|e| StoreError::Unavailable(format!("bad REDIS_CLUSTER_NODES: {e}")))?;
+        let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out connecting to the cluster".into()))?
+            .map_err(unavailable)?;
+        Ok(Self::with_conn(Conn::Cluster(conn), timeout))
+    }
+
+    fn with_conn(conn: Conn, timeout: Duration) -> Self {
+        Self {
             conn,
             timeout,
             metrics: None,
@@ -107,7 +167,7 @@ impl RedisStore {
             create: Script::new(include_str!("lua/create.lua")),
             revoke_all: Script::new(include_str!("lua/revoke_all.lua")),
             list_sessions: Script::new(include_str!("lua/list_sessions.lua")),
-        })
+        }
     }
 
     /// Runs one store call within the timeout.
@@ -445,20 +505,39 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let pattern = format!("refreshd:{{u:{user_id}}}:*");
         let user = user_key(user_id);
+        // On a cluster, SCAN must go to the node that holds the user's slot.
+        let slot: Option<u16> = match &self.conn {
+            Conn::Single(_) => None,
+            Conn::Cluster(_) => Some(
+                self.bounded(
+                    redis::cmd("CLUSTER")
+                        .arg("KEYSLOT")
+                        .arg(&user)
+                        .query_async(&mut c),
+                )
+                .await?,
+            ),
+        };
         let mut cursor: u64 = 0;
         let mut count = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .bounded(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut c),
-                )
-                .await?;
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, keys): (u64, Vec<String>) = match (&mut c, slot) {
+                (Conn::Cluster(cluster), Some(slot)) => {
+                    let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        Route::new(slot, SlotAddr::Master),
+                    ));
+                    let value = self.bounded(cluster.route_command(scan, route)).await?;
+                    redis::from_redis_value(value)
+                        .map_err(|e| StoreError::Unexpected(e.to_string()))?
+                }
+                _ => self.bounded(scan.query_async(&mut c)).await?,
+            };
             count += keys.iter().filter(|k| **k != user).count();
             if next == 0 {
                 return Ok(count);

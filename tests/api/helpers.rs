@@ -25,11 +25,14 @@ pub use refreshd::http::error::*;
 pub enum Backend {
     Memory,
     Redis,
+    /// A three-master Redis Cluster this test run starts.
+    Cluster,
 }
 
-/// Runs each named scenario `async fn name(backend: Backend)` once per store.
+/// Runs each named scenario `async fn name(backend: Backend)` once per store: in-process, one
+/// Redis, and a Redis Cluster.
 #[macro_export]
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         mod memory_store {
             $(
@@ -47,6 +50,14 @@ macro_rules! on_both_stores {
                 }
             )*
         }
+        mod cluster_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Cluster).await
+                }
+            )*
+        }
     };
 }
 
@@ -60,6 +71,7 @@ pub struct RedisProcess {
     pid: u32,
     dir: PathBuf,
     persistent: bool,
+    cluster: bool,
 }
 
 fn free_port() -> u16 {
@@ -69,10 +81,28 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free port whose cluster bus port (port + 10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl RedisProcess {
     /// Starts a server; `persistent` keeps its data on disk across `restart`.
     pub fn start(persistent: bool) -> Self {
-        let port = free_port();
+        Self::launch(free_port(), persistent, false)
+    }
+
+    /// Starts a cluster-enabled node (persistent, so that it can rejoin after a restart).
+    pub fn start_cluster_node() -> Self {
+        Self::launch(free_cluster_port(), true, true)
+    }
+
+    fn launch(port: u16, persistent: bool, cluster: bool) -> Self {
         let dir =
             std::env::temp_dir().join(format!("refreshd-test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir for redis");
@@ -81,17 +111,23 @@ impl RedisProcess {
             pid: 0,
             dir,
             persistent,
+            cluster,
         };
         r.spawn();
         r
     }
 
     fn spawn(&mut self) {
-        let persistence = if self.persistent {
-            "--appendonly yes --appendfsync always --save ''"
+        let mut persistence = if self.persistent {
+            "--appendonly yes --appendfsync always --save ''".to_owned()
         } else {
-            "--appendonly no --save ''"
+            "--appendonly no --save ''".to_owned()
         };
+        if self.cluster {
+            persistence.push_str(
+                " --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 --cluster-require-full-coverage no",
+            );
+        }
         let script = format!(
             "redis-server --bind 127.0.0.1 --port {port} --dir '{dir}' {persistence} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
              echo $r; \
@@ -198,6 +234,121 @@ pub fn shared_redis_url() -> String {
     .clone()
 }
 
+/// A Redis Cluster of three masters (no replicas) on free loopback ports.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisProcess>,
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let nodes: Vec<RedisProcess> = (0..3).map(|_| RedisProcess::start_cluster_node()).collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &self.nodes {
+            loop {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli");
+                if String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the cluster did not settle");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(RedisProcess::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node that holds `key`'s hash slot.
+    pub fn node_of(&self, key: &str) -> usize {
+        let slot = |port: u16, args: &[&str]| {
+            let out = Command::new("redis-cli")
+                .arg("-p")
+                .arg(port.to_string())
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let slot: u16 = slot(self.nodes[0].port, &["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .unwrap();
+        let shards = slot_map(&self.nodes[0]);
+        let port = shards
+            .iter()
+            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
+            .map(|(_, _, port)| *port)
+            .expect("a node for the slot");
+        self.nodes.iter().position(|n| n.port == port).unwrap()
+    }
+}
+
+/// (first slot, last slot, master port) for every range, from CLUSTER NODES.
+fn slot_map(node: &RedisProcess) -> Vec<(u16, u16, u16)> {
+    let out = Command::new("redis-cli")
+        .args(["-p", &node.port.to_string(), "cluster", "nodes"])
+        .output()
+        .unwrap();
+    let mut map = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 9 || !fields[2].contains("master") {
+            continue;
+        }
+        let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+        for range in &fields[8..] {
+            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+            if let (Ok(lo), Ok(hi)) = (lo.parse(), hi.parse()) {
+                map.push((lo, hi, port));
+            }
+        }
+    }
+    map
+}
+
+/// The Redis Cluster every cluster test shares, started once for this test run.
+pub fn shared_cluster_urls() -> String {
+    static URLS: OnceLock<String> = OnceLock::new();
+    URLS.get_or_init(|| {
+        let cluster = RedisCluster::start();
+        let urls = cluster.urls();
+        std::mem::forget(cluster);
+        urls
+    })
+    .clone()
+}
+
 /// A direct connection to a Redis, for looking at keys behind the application's back.
 pub async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url)
@@ -241,8 +392,14 @@ pub fn settings_with(backend: Backend, vars: &[(&str, &str)]) -> Settings {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    if backend == Backend::Redis {
-        map.insert("REDIS_URL".into(), shared_redis_url());
+    match backend {
+        Backend::Memory => {}
+        Backend::Redis => {
+            map.insert("REDIS_URL".into(), shared_redis_url());
+        }
+        Backend::Cluster => {
+            map.insert("REDIS_CLUSTER_NODES".into(), shared_cluster_urls());
+        }
     }
     for (k, v) in vars {
         map.insert(k.to_string(), v.to_string());

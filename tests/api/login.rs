@@ -3,9 +3,9 @@
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     login_sets_both_cookies_with_the_contract_attributes,
     wrong_password_unknown_user_and_inactive_user_get_the_same_401,
     missing_and_malformed_fields_are_400s_naming_the_field,

@@ -3,9 +3,9 @@
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     logout_revokes_the_session_and_expires_both_cookies,
     logout_revokes_every_later_rotation_of_the_token,
     logout_is_idempotent,

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     me_answers_the_user_from_the_access_cookie,
     me_accepts_an_authorization_bearer_header,
     me_without_a_token_is_401_not_provided,

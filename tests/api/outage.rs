@@ -119,3 +119,48 @@ async fn start_up_without_a_reachable_redis_fails_with_a_clear_error() {
     assert!(err.contains("REDIS_URL"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_cluster_master_down_only_its_sessions_answer_503_and_they_recover() {
+    let mut cluster = RedisCluster::start();
+    let app = spawn_app_with(
+        Backend::Cluster,
+        &[
+            ("REDIS_CLUSTER_NODES", &cluster.urls()),
+            ("STORE_TIMEOUT", "500ms"),
+        ],
+    )
+    .await;
+    // Two users whose keys (hash tag {u:<id>}) live on different masters.
+    const DOWN: usize = 0;
+    let (mut on_down, mut elsewhere) = (None, None);
+    while on_down.is_none() || elsewhere.is_none() {
+        let id = unique("u");
+        let node = cluster.node_of(&format!("refreshd:{{u:{id}}}:user"));
+        if node == DOWN {
+            on_down.get_or_insert(id);
+        } else {
+            elsewhere.get_or_insert(id);
+        }
+    }
+    let mut sessions = Vec::new();
+    for id in [on_down.unwrap(), elsewhere.unwrap()] {
+        let name = unique("clustered");
+        app.add_user_with_id(&name, "pw", Some(&id)).await;
+        sessions.push(app.login(&name, "pw").await.tokens());
+    }
+    let (affected, unaffected) = (sessions[0].clone(), sessions[1].clone());
+
+    cluster.nodes[DOWN].stop();
+    let reply = app.refresh_with_cookie(&affected.refresh).await;
+    assert_detail(&reply, 503, UNAVAILABLE);
+    assert_no_cookies(&reply);
+    let (reply, _) = refresh_once_back(&app, &unaffected.refresh, Duration::from_secs(5)).await;
+    assert_detail(&reply, 200, REFRESHED);
+
+    cluster.nodes[DOWN].restart();
+    cluster.wait_until_ok();
+    let (reply, took) = refresh_once_back(&app, &affected.refresh, Duration::from_secs(15)).await;
+    assert_detail(&reply, 200, REFRESHED);
+    assert!(took < Duration::from_secs(15), "recovery took {took:?}");
+}

@@ -6,9 +6,9 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     refresh_by_cookie_answers_only_the_detail_and_sets_new_cookies,
     refresh_by_body_works_for_cookieless_clients,
     every_spelling_of_a_bearer_token_is_accepted,

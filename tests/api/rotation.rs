@@ -6,9 +6,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     concurrent_refreshes_of_one_token_all_succeed_with_one_rotation,
     a_replay_inside_the_interval_gets_the_same_successor,
     a_replay_after_the_interval_revokes_the_whole_session,

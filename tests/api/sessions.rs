@@ -7,9 +7,9 @@ use refreshd::store::{ClientInfo, NewSession};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     the_list_shows_each_live_session_and_marks_the_current_one,
     ending_one_session_leaves_the_others_working,
     ending_the_current_session_expires_its_cookies,

@@ -5,9 +5,9 @@ use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::on_both_stores;
+use crate::on_every_store;
 
-on_both_stores!(
+on_every_store!(
     obtain_returns_both_tokens_in_json_and_sets_no_cookies,
     obtain_refuses_bad_credentials_and_names_missing_fields,
     obtain_accepts_a_form_body_as_django_rest_framework_does,
