@@ -21,6 +21,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("SIGNING_KEY", ""),
     ("ALGORITHM", "HS256"),
     ("VERIFYING_KEY", ""),
+    ("RETIRED_KEYS_DIR", ""),
     ("ACCESS_TOKEN_LIFETIME", "15m"),
     ("REFRESH_TOKEN_LIFETIME", "30d"),
     ("ROTATE_REFRESH_TOKENS", "true"),
@@ -60,15 +61,48 @@ pub enum Algorithm {
     HS256,
     HS384,
     HS512,
+    RS256,
+    RS384,
+    RS512,
+    ES256,
+    ES384,
+    EdDSA,
 }
 
 impl Algorithm {
+    pub const ALL: [Algorithm; 9] = [
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::HS256 => "HS256",
             Algorithm::HS384 => "HS384",
             Algorithm::HS512 => "HS512",
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// HMAC: one shared secret signs and verifies.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
     }
 }
 
@@ -120,9 +154,14 @@ pub struct Settings {
     pub redis_cluster_nodes: Vec<String>,
     pub store_timeout: Duration,
     pub signing_key: Secret,
-    /// True when no SIGNING_KEY was given and a random one was made for this process.
+    /// True when no SIGNING_KEY was given: the token layer makes a random key for this process.
     pub signing_key_generated: bool,
     pub algorithm: Algorithm,
+    /// The public key (PEM) for asymmetric algorithms; derived from SIGNING_KEY when unset.
+    pub verifying_key: Option<Secret>,
+    /// Keys retired by a rotation, still accepted for verification (PEM public keys, or files
+    /// holding old HMAC secrets).
+    pub retired_keys_dir: Option<std::path::PathBuf>,
     pub access_token_lifetime: Duration,
     pub refresh_token_lifetime: Duration,
     pub rotate_refresh_tokens: bool,
@@ -302,13 +341,12 @@ impl Settings {
                 false
             }
         };
-        let algorithm = r.parsed("ALGORITHM", Algorithm::HS256, |s| match s {
-            "HS256" => Ok(Algorithm::HS256),
-            "HS384" => Ok(Algorithm::HS384),
-            "HS512" => Ok(Algorithm::HS512),
-            other => Err(format!(
-                "{other:?} is not supported (use HS256, HS384 or HS512)"
-            )),
+        let algorithm = r.parsed("ALGORITHM", Algorithm::HS256, |s| {
+            Algorithm::parse(s).ok_or_else(|| {
+                format!(
+                    "{s:?} is not supported (use HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 or EdDSA)"
+                )
+            })
         });
         let (signing_key, signing_key_generated) = match r.optional("SIGNING_KEY") {
             Some(k) => (Secret::new(k.into_bytes()), false),
@@ -319,9 +357,9 @@ impl Settings {
                 (Secret::new(key), true)
             }
         };
-        // Accepted now so that a configuration written for asymmetric keys is not refused for an
-        // unknown variable; HMAC algorithms verify with SIGNING_KEY, as SimpleJWT does.
-        let _verifying_key = r.optional("VERIFYING_KEY");
+        let verifying_key = r
+            .optional("VERIFYING_KEY")
+            .map(|k| Secret::new(k.into_bytes()));
         let samesite = r.parsed("COOKIE_SAMESITE", SameSite::Lax, |s| {
             match s.to_ascii_lowercase().as_str() {
                 "lax" => Ok(SameSite::Lax),
@@ -372,6 +410,8 @@ impl Settings {
             signing_key,
             signing_key_generated,
             algorithm,
+            verifying_key,
+            retired_keys_dir: r.optional("RETIRED_KEYS_DIR").map(std::path::PathBuf::from),
             access_token_lifetime: r.duration("ACCESS_TOKEN_LIFETIME"),
             refresh_token_lifetime: r.duration("REFRESH_TOKEN_LIFETIME"),
             rotate_refresh_tokens: r.bool("ROTATE_REFRESH_TOKENS"),
@@ -560,8 +600,10 @@ impl Settings {
         }
         if self.production {
             if self.signing_key_generated {
-                problems.push("APP_ENV=production requires SIGNING_KEY (or SIGNING_KEY_FILE): a random secret of at least 32 bytes, e.g. `openssl rand -base64 48`".into());
-            } else if self.signing_key.expose().len() < MIN_HMAC_KEY_BYTES {
+                problems.push("APP_ENV=production requires SIGNING_KEY (or SIGNING_KEY_FILE): for HS* a random secret of at least 32 bytes, for RS*/ES*/EdDSA a PEM private key (`refreshd keys generate --alg ...` makes either)".into());
+            } else if self.algorithm.is_hmac()
+                && self.signing_key.expose().len() < MIN_HMAC_KEY_BYTES
+            {
                 problems.push(format!(
                     "SIGNING_KEY is {} bytes; APP_ENV=production requires at least {MIN_HMAC_KEY_BYTES} for {}",
                     self.signing_key.expose().len(),
@@ -629,6 +671,22 @@ impl Settings {
                 },
             ),
             ("ALGORITHM", self.algorithm.as_str().into()),
+            (
+                "VERIFYING_KEY",
+                if self.verifying_key.is_some() {
+                    "(set)"
+                } else {
+                    "(unset)"
+                }
+                .into(),
+            ),
+            (
+                "RETIRED_KEYS_DIR",
+                self.retired_keys_dir
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "(unset)".into()),
+            ),
             ("ACCESS_TOKEN_LIFETIME", d(self.access_token_lifetime)),
             ("REFRESH_TOKEN_LIFETIME", d(self.refresh_token_lifetime)),
             (
@@ -926,7 +984,7 @@ mod tests {
         assert!(text.contains("redis://app:***@cache:6379/0"), "{text}");
         let names: Vec<&str> = s.describe().iter().map(|(n, _)| *n).collect();
         for (var, _) in VARIABLES {
-            if *var != "VERIFYING_KEY" && *var != "RUST_LOG" {
+            if *var != "RUST_LOG" {
                 assert!(names.contains(var), "check-config does not show {var}");
             }
         }

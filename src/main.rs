@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use refreshd::auth;
-use refreshd::config::Settings;
+use refreshd::config::{Algorithm, Settings};
 use refreshd::domain::{UserId, Username};
 use refreshd::startup::{Application, open_store};
 use refreshd::store::{Store, StoreError};
@@ -33,6 +33,23 @@ enum Command {
     CheckConfig,
     /// Exit 0 when the server on BIND_ADDR answers GET /healthz (for container health checks).
     Healthcheck,
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a fresh key: a PEM private key (and its public key), or a random HS* secret.
+    Generate {
+        /// HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// Write the private key (or secret) to this file, mode 0600, and the public key to
+        /// FILE.pub; without it, both are printed.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +76,16 @@ enum UserCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Keys(KeysCommand::Generate { alg, out })) = &cli.command {
+        // Needs no settings: it only makes a key.
+        return match generate_key(alg, out.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("refreshd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Real environment variables win over .env; a missing .env is fine.
     let _ = dotenvy::dotenv();
     let settings = match Settings::from_lookup(|k| std::env::var(k).ok()) {
@@ -76,10 +103,16 @@ async fn main() -> ExitCode {
             for (name, value) in settings.describe() {
                 println!("{name}={value}");
             }
-            println!("# no problems found");
-            Ok(())
+            match refreshd::tokens::TokenCodec::new(&settings) {
+                Ok(_) => {
+                    println!("# no problems found");
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            }
         }
         Command::Healthcheck => healthcheck(&settings.bind_addr),
+        Command::Keys(_) => unreachable!("handled before the settings are read"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -88,6 +121,40 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn generate_key(alg: &str, out: Option<&std::path::Path>) -> Result<(), String> {
+    let alg = Algorithm::parse(alg).ok_or_else(|| {
+        format!("--alg {alg:?} is not one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384, EdDSA")
+    })?;
+    let (private, public) = refreshd::tokens::keys::generate(alg).map_err(|e| e.to_string())?;
+    match out {
+        None => {
+            println!("{}", private.trim_end());
+            if let Some(public) = public {
+                println!("{}", public.trim_end());
+            }
+        }
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            writeln!(file, "{}", private.trim_end()).map_err(|e| e.to_string())?;
+            eprintln!("wrote {}", path.display());
+            if let Some(public) = public {
+                let mut pub_path = path.as_os_str().to_owned();
+                pub_path.push(".pub");
+                std::fs::write(&pub_path, public).map_err(|e| e.to_string())?;
+                eprintln!("wrote {}", std::path::Path::new(&pub_path).display());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Logs to standard error: plain lines, or with LOG_FORMAT=json one JSON object per line.

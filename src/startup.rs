@@ -16,11 +16,14 @@ use crate::domain::Username;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+use crate::tokens::TokenCodec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot reach Redis (REDIS_URL or REDIS_CLUSTER_NODES): {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Keys(#[from] crate::tokens::keys::KeyError),
     #[error("cannot listen on BIND_ADDR={addr}: {source}")]
     Bind {
         addr: String,
@@ -83,7 +86,7 @@ impl Application {
         let port = listener.local_addr().map_err(bind_error)?.port();
         let state = web::Data::new(AppState::new(
             &settings,
-            AuthService::new(&settings, store.clone()),
+            AuthService::new(&settings, TokenCodec::new(&settings)?, store.clone()),
             metrics.clone(),
         ));
         let cors_settings = settings.clone();

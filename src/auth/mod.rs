@@ -134,9 +134,9 @@ pub fn now_ms() -> u64 {
 }
 
 impl AuthService {
-    pub fn new(settings: &Settings, store: Arc<dyn Store>) -> Self {
+    pub fn new(settings: &Settings, codec: TokenCodec, store: Arc<dyn Store>) -> Self {
         Self {
-            codec: TokenCodec::new(settings),
+            codec,
             store,
             passwords: Passwords::new(),
             policy: Policy {
@@ -155,6 +155,10 @@ impl AuthService {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn codec(&self) -> &TokenCodec {
+        &self.codec
     }
 
     /// Checks the credentials and starts a session. An unknown user, a wrong password and an

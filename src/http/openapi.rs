@@ -79,6 +79,12 @@ pub struct Status {
 #[derive(Serialize, ToSchema)]
 pub struct Empty {}
 
+/// A JWK Set: `{"keys": [{"kty", "kid", "alg", "use", ...}]}`.
+#[derive(Serialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<serde_json::Value>,
+}
+
 #[derive(Clone, Copy)]
 enum Api {
     Cookie,
@@ -348,6 +354,15 @@ const ROUTE_DOCS: &[RouteDoc] = &[
         responses: &[(200, "Prometheus text", None)],
     },
     RouteDoc {
+        name: "jwks",
+        method: HttpMethod::Get,
+        api: Api::Ops,
+        path: "/.well-known/jwks.json",
+        summary: "The public keys that verify tokens (empty for HS*), current and retired",
+        request: None,
+        responses: &[(200, "A JWK Set", Some("Jwks"))],
+    },
+    RouteDoc {
         name: "openapi",
         method: HttpMethod::Get,
         api: Api::Ops,
@@ -434,6 +449,7 @@ pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
         .schema_from::<FieldErrors>()
         .schema_from::<Status>()
         .schema_from::<Empty>()
+        .schema_from::<Jwks>()
         .schema_from::<Me>()
         .schema_from::<SessionView>()
         .build();

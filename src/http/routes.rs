@@ -32,6 +32,7 @@ pub const ROUTE_NAMES: &[&str] = &[
     "readyz",
     "metrics",
     "openapi",
+    "jwks",
 ];
 
 /// Registers `path` with and without its trailing slash under `name`, answering other methods
@@ -68,7 +69,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
         .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
         .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
         .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
-        .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)));
+        .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)))
+        .service(resource("jwks", "/.well-known/jwks.json").route(web::get().to(jwks)));
     super::simplejwt::configure(cfg, &prefixes.token_api);
 }
 
@@ -110,6 +112,16 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(state.metrics.render())
+}
+
+/// The public keys that verify this server's tokens; caches may keep them for five minutes.
+async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let mut resp = error::json(StatusCode::OK, &state.auth.codec().jwks());
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
 }
 
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {

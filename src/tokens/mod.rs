@@ -1,11 +1,16 @@
 //! Signing and verifying JWTs in djangorestframework-simplejwt's claim layout. Knows the
 //! algorithm, the keys and the claims; nothing about HTTP, cookies or the store.
 
-use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+pub mod keys;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Header, Validation};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::config::{Algorithm, Settings};
+use crate::config::Settings;
+
+use self::keys::{KeyError, KeySet};
 use crate::domain::{Claims, Jti, SessionId, TokenType, UserId};
 
 /// Longer inputs are refused before any parsing: a real token is a few hundred bytes.
@@ -25,8 +30,7 @@ pub enum TokenError {
 
 pub struct TokenCodec {
     header: Header,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: KeySet,
     validation: Validation,
     user_id_claim: String,
     issuer: Option<String>,
@@ -34,13 +38,16 @@ pub struct TokenCodec {
 }
 
 impl TokenCodec {
-    pub fn new(settings: &Settings) -> Self {
-        let alg = match settings.algorithm {
-            Algorithm::HS256 => jsonwebtoken::Algorithm::HS256,
-            Algorithm::HS384 => jsonwebtoken::Algorithm::HS384,
-            Algorithm::HS512 => jsonwebtoken::Algorithm::HS512,
-        };
-        let key = settings.signing_key.expose();
+    /// Loads the keys; a key that cannot be used is an error naming its variable.
+    pub fn new(settings: &Settings) -> Result<Self, KeyError> {
+        let keys = KeySet::load(
+            settings.algorithm,
+            settings.signing_key.expose(),
+            settings.signing_key_generated,
+            settings.verifying_key.as_ref().map(|k| k.expose()),
+            settings.retired_keys_dir.as_deref(),
+        )?;
+        let alg = keys.algorithm;
         // `Validation::new` pins the algorithm: a header naming any other (or `none`) is refused.
         let mut validation = Validation::new(alg);
         // jsonwebtoken defaults to 60 s of leeway; SimpleJWT's LEEWAY defaults to 0.
@@ -59,15 +66,21 @@ impl TokenCodec {
             required.push("iss");
         }
         validation.set_required_spec_claims(&required);
-        Self {
-            header: Header::new(alg),
-            encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
+        let mut header = Header::new(alg);
+        header.kid = Some(keys.kid.clone());
+        Ok(Self {
+            header,
+            keys,
             validation,
             user_id_claim: settings.user_id_claim.clone(),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
-        }
+        })
+    }
+
+    /// The public keys that verify this server's tokens, as a JWK Set (empty for HMAC).
+    pub fn jwks(&self) -> serde_json::Value {
+        self.keys.jwks()
     }
 
     pub fn encode(&self, claims: &Claims) -> Result<String, TokenError> {
@@ -77,7 +90,7 @@ impl TokenCodec {
             issuer: self.issuer.as_deref(),
             audience: self.audience.as_deref(),
         };
-        jsonwebtoken::encode(&self.header, &outgoing, &self.encoding)
+        jsonwebtoken::encode(&self.header, &outgoing, &self.keys.encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
@@ -96,10 +109,37 @@ impl TokenCodec {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid("token too long".into()));
         }
-        let data =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
-                .map_err(|e| TokenError::Invalid(e.to_string()))?;
-        read_claims(&data.claims, &self.user_id_claim)
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // Pinning: only the configured algorithm, whatever the header asks for.
+        if header.alg != self.keys.algorithm {
+            return Err(TokenError::Invalid(format!(
+                "algorithm {:?} not allowed",
+                header.alg
+            )));
+        }
+        // A token names its key; one without a kid (SimpleJWT's) is tried against each key.
+        let mut candidates = self
+            .keys
+            .verifying
+            .iter()
+            .filter(|k| header.kid.as_deref().is_none_or(|kid| kid == k.kid))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(TokenError::Invalid("unknown kid".into()));
+        }
+        let mut last = TokenError::Invalid("no key".into());
+        for key in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &self.validation)
+            {
+                Ok(data) => return read_claims(&data.claims, &self.user_id_claim),
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
+                    last = TokenError::Invalid(e.to_string());
+                }
+                Err(e) => return Err(TokenError::Invalid(e.to_string())),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -196,7 +236,7 @@ mod tests {
             .collect();
         map.entry("SIGNING_KEY".into())
             .or_insert_with(|| "unit-test-key-unit-test-key-0123456789".into());
-        TokenCodec::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap())
+        TokenCodec::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap()).unwrap()
     }
 
     fn now() -> u64 {
@@ -357,7 +397,7 @@ mod tests {
         let token = jsonwebtoken::encode(
             &header,
             &body,
-            &EncodingKey::from_secret(b"unit-test-key-unit-test-key-0123456789"),
+            &jsonwebtoken::EncodingKey::from_secret(b"unit-test-key-unit-test-key-0123456789"),
         )
         .unwrap();
         let claims = c.decode(&token, TokenType::Refresh).unwrap();

@@ -1,6 +1,7 @@
 //! Interop with the real djangorestframework-simplejwt (tests/interop/requirements.txt, in the
 //! virtualenv that ./scripts/test creates): its tokens refresh here through both APIs, and ours
-//! validate there (AccessToken, RefreshToken, JWTAuthentication), for HS256, HS384 and HS512.
+//! validate there (AccessToken, RefreshToken, JWTAuthentication), for HS256, HS384, HS512, and for
+//! RS256 and ES256 (SimpleJWT given the PEM key pair, VERIFYING_KEY the public half).
 //! Ignored by a plain `cargo test`; `./scripts/test` runs them.
 
 use std::io::Write;
@@ -51,9 +52,16 @@ fn simplejwt(request: Value) -> Value {
 }
 
 async fn tokens_travel_both_ways(alg: &str) {
+    // HS*: Django's SECRET_KEY is the shared secret. RS*/ES*: a key pair both sides are given.
+    let algorithm = refreshd::config::Algorithm::parse(alg).unwrap();
+    let (signing_key, verifying_key) = if algorithm.is_hmac() {
+        (DJANGO_SECRET_KEY.to_owned(), None)
+    } else {
+        refreshd::tokens::keys::generate(algorithm).unwrap()
+    };
     let app = spawn_app_with(
         Backend::Redis,
-        &[("SIGNING_KEY", DJANGO_SECRET_KEY), ("ALGORITHM", alg)],
+        &[("SIGNING_KEY", &signing_key), ("ALGORITHM", alg)],
     )
     .await;
     // A user both sides know under one id, as `refreshd user add --id` mirrors a Django user.
@@ -63,7 +71,11 @@ async fn tokens_travel_both_ways(alg: &str) {
     let username = unique("django");
     app.add_user_with_id(&username, "pw-1", Some(&id.to_string()))
         .await;
-    let base = json!({"key": DJANGO_SECRET_KEY, "alg": alg, "user_id": id, "username": username});
+    let base = json!({
+        "key": DJANGO_SECRET_KEY, "alg": alg, "user_id": id, "username": username,
+        "signing_key": verifying_key.as_ref().map(|_| signing_key.clone()),
+        "verifying_key": verifying_key,
+    });
 
     // SimpleJWT -> refreshd.
     let mut request = base.clone();
@@ -163,6 +175,18 @@ async fn simplejwt_interop_hs384() {
 #[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
 async fn simplejwt_interop_hs512() {
     tokens_travel_both_ways("HS512").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_interop_rs256() {
+    tokens_travel_both_ways("RS256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_interop_es256() {
+    tokens_travel_both_ways("ES256").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ mod cli;
 mod deploy;
 mod instances;
 mod interop;
+mod keys;
 mod login;
 mod logout;
 mod me;

@@ -3,6 +3,7 @@
 Reads a JSON object on standard input and prints one JSON object:
 
   {"key": "<SECRET_KEY>", "alg": "HS256", "user_id": 42, "username": "alice",
+   "signing_key": "<PEM>", "verifying_key": "<PEM>",   # for RS256/ES256 only
    "mint": ["str", "int"],                      # refresh tokens to mint with SimpleJWT
    "check": {"name": "<token>", ...}}           # tokens minted elsewhere, to validate here
 
@@ -35,8 +36,10 @@ settings.configure(
     DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
     SIMPLE_JWT={
         "ALGORITHM": request["alg"],
-        # SimpleJWT's default SIGNING_KEY is settings.SECRET_KEY; said explicitly here.
-        "SIGNING_KEY": request["key"],
+        # SimpleJWT's default SIGNING_KEY is settings.SECRET_KEY; asymmetric algorithms take a
+        # PEM private key here and the public key in VERIFYING_KEY.
+        "SIGNING_KEY": request.get("signing_key") or request["key"],
+        "VERIFYING_KEY": request.get("verifying_key"),
         "USER_ID_CLAIM": "user_id",
         "USER_ID_FIELD": "id",
         "ACCESS_TOKEN_LIFETIME": timedelta(minutes=5),

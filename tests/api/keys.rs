@@ -1,0 +1,332 @@
+//! Signing keys: every algorithm, kid in every header, the JWKS, rotation through
+//! RETIRED_KEYS_DIR, and pinning against forged headers.
+
+use std::path::PathBuf;
+
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{DecodingKey, Validation};
+use refreshd::config::Algorithm;
+use refreshd::tokens::keys::generate;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn header_of(token: &str) -> Value {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    json!({"alg": format!("{:?}", header.alg), "kid": header.kid, "typ": header.typ})
+}
+
+async fn jwks(app: &TestApp) -> (Reply, JwkSet) {
+    let reply = Reply::read(
+        app.client
+            .get(app.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let set: JwkSet = serde_json::from_str(&reply.text).unwrap();
+    (reply, set)
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("refreshd-keys"));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_asymmetric_algorithm_signs_verifies_and_publishes_its_key() {
+    for alg in ["RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"] {
+        let (private, public) = generate(Algorithm::parse(alg).unwrap()).unwrap();
+        let public = public.unwrap();
+        let app = spawn_app_with(
+            Backend::Memory,
+            &[
+                ("ALGORITHM", alg),
+                ("SIGNING_KEY", &private),
+                ("VERIFYING_KEY", &public),
+            ],
+        )
+        .await;
+        let (_, tokens) = app.logged_in().await;
+        let next = app.refresh_with_cookie(&tokens.refresh).await;
+        assert_detail(&next, 200, REFRESHED);
+        assert_eq!(
+            app.me_with_cookie(&next.tokens().access).await.status,
+            200,
+            "{alg}"
+        );
+
+        let (reply, set) = jwks(&app).await;
+        assert_eq!(reply.header("cache-control"), Some("public, max-age=300"));
+        assert_eq!(set.keys.len(), 1, "{alg}");
+        let header = header_of(&tokens.access);
+        assert_eq!(header["alg"], alg);
+        assert_eq!(header["typ"], "JWT");
+        let kid = header["kid"].as_str().unwrap();
+        let jwk: &Jwk = set
+            .find(kid)
+            .unwrap_or_else(|| panic!("{alg}: kid {kid} is not in the JWKS"));
+        // A stateless verifier holding only the JWKS accepts the token.
+        let key = DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation =
+            Validation::new(jsonwebtoken::decode_header(&tokens.access).unwrap().alg);
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<Value>(&tokens.access, &key, &validation)
+            .unwrap_or_else(|e| panic!("{alg}: the JWKS key does not verify: {e}"));
+        assert!(
+            !reply.text.contains("\"d\""),
+            "{alg}: a private member leaked into the JWKS"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hmac_tokens_carry_a_kid_and_publish_nothing() {
+    let app = spawn_app(Backend::Memory).await;
+    let (_, tokens) = app.logged_in().await;
+    let kid = header_of(&tokens.refresh)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid.len(), 43, "a base64url SHA-256 thumbprint");
+    assert!(!kid.contains(test_key()));
+    let (_, set) = jwks(&app).await;
+    assert!(set.keys.is_empty());
+}
+
+async fn rotation_keeps_everyone_logged_in(alg: &str) {
+    let algorithm = Algorithm::parse(alg).unwrap();
+    let (old_private, old_public) = generate(algorithm).unwrap();
+    let (new_private, _) = generate(algorithm).unwrap();
+    // HMAC retires its old secret as is; the others retire the public key.
+    let retired = old_public.unwrap_or_else(|| old_private.clone());
+    let before = spawn_app_with(
+        Backend::Redis,
+        &[("ALGORITHM", alg), ("SIGNING_KEY", &old_private)],
+    )
+    .await;
+    let (_, tokens) = before.logged_in().await;
+    let old_kid = header_of(&tokens.refresh)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Step 2: the new key signs; the old one only verifies.
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("2026-11-old.pem"), &retired).unwrap();
+    let after = spawn_app_with(
+        Backend::Redis,
+        &[
+            ("ALGORITHM", alg),
+            ("SIGNING_KEY", &new_private),
+            ("RETIRED_KEYS_DIR", dir.0.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        after.me_with_cookie(&tokens.access).await.status,
+        200,
+        "{alg}: old access token"
+    );
+    let next = after.refresh_with_cookie(&tokens.refresh).await;
+    assert_detail(&next, 200, REFRESHED);
+    let new_kid = header_of(&next.tokens().refresh)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, old_kid, "{alg}: new tokens name the new key");
+    if !algorithm.is_hmac() {
+        let (_, set) = jwks(&after).await;
+        assert!(
+            set.find(&new_kid).is_some() && set.find(&old_kid).is_some(),
+            "{alg}: both keys published"
+        );
+    }
+
+    // Step 3: once the old key is removed, its tokens stop working.
+    let (_, other) = before.logged_in().await;
+    let removed = spawn_app_with(
+        Backend::Redis,
+        &[("ALGORITHM", alg), ("SIGNING_KEY", &new_private)],
+    )
+    .await;
+    assert_detail(
+        &removed.refresh_with_cookie(&other.refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    assert_detail(
+        &removed.me_with_cookie(&other.access).await,
+        401,
+        INVALID_ACCESS,
+    );
+    assert_detail(
+        &removed.refresh_with_cookie(&next.tokens().refresh).await,
+        200,
+        REFRESHED,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_an_es256_key_through_retired_keys_logs_nobody_out() {
+    rotation_keeps_everyone_logged_in("ES256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_an_hs256_secret_through_retired_keys_logs_nobody_out() {
+    rotation_keeps_everyone_logged_in("HS256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_headers_are_refused() {
+    let (private, public) = generate(Algorithm::RS256).unwrap();
+    let public = public.unwrap();
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("ALGORITHM", "RS256"), ("SIGNING_KEY", &private)],
+    )
+    .await;
+    let (_, tokens) = app.logged_in().await;
+    let claims = claims_of(&tokens.refresh);
+    let kid = header_of(&tokens.refresh)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rsa = jsonwebtoken::EncodingKey::from_rsa_pem(private.as_bytes()).unwrap();
+    let sign = |header: jsonwebtoken::Header, key: &jsonwebtoken::EncodingKey| {
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    };
+    let with_kid = |alg, kid: Option<&str>| {
+        let mut h = jsonwebtoken::Header::new(alg);
+        h.kid = kid.map(str::to_owned);
+        h
+    };
+    let body = tokens.refresh.split('.').nth(1).unwrap().to_owned();
+    let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
+    let cases = [
+        ("alg none", format!("{none_header}.{body}.")),
+        // Algorithm confusion: HMAC keyed with the public key a verifier might hold.
+        (
+            "HS256 keyed with the RSA public key",
+            sign(
+                with_kid(jsonwebtoken::Algorithm::HS256, Some(&kid)),
+                &jsonwebtoken::EncodingKey::from_secret(public.as_bytes()),
+            ),
+        ),
+        (
+            "another RSA algorithm",
+            sign(with_kid(jsonwebtoken::Algorithm::RS512, Some(&kid)), &rsa),
+        ),
+        (
+            "an unknown kid",
+            sign(
+                with_kid(jsonwebtoken::Algorithm::RS256, Some("not-a-key-of-ours")),
+                &rsa,
+            ),
+        ),
+        ("a kid of the wrong key", {
+            let (other, _) = generate(Algorithm::RS256).unwrap();
+            sign(
+                with_kid(jsonwebtoken::Algorithm::RS256, Some(&kid)),
+                &jsonwebtoken::EncodingKey::from_rsa_pem(other.as_bytes()).unwrap(),
+            )
+        }),
+    ];
+    for (what, token) in cases {
+        let reply = app.refresh_with_body(&token).await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.text);
+        assert_detail(&reply, 401, INVALID_REFRESH);
+    }
+    // The genuine token, even without its kid (as SimpleJWT would send it), still works.
+    let without_kid = sign(with_kid(jsonwebtoken::Algorithm::RS256, None), &rsa);
+    assert_detail(&app.refresh_with_body(&without_kid).await, 200, REFRESHED);
+}
+
+#[tokio::test]
+async fn unusable_keys_refuse_to_start_and_say_which_variable() {
+    let (es_private, _) = generate(Algorithm::ES256).unwrap();
+    let (_, other_public) = generate(Algorithm::ES256).unwrap();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[
+                ("ALGORITHM", "RS256"),
+                ("SIGNING_KEY", "a plain secret, not a PEM key"),
+            ],
+            "SIGNING_KEY",
+        ),
+        (
+            &[
+                ("ALGORITHM", "ES256"),
+                ("SIGNING_KEY", &es_private),
+                ("VERIFYING_KEY", other_public.as_deref().unwrap()),
+            ],
+            "VERIFYING_KEY",
+        ),
+        (
+            &[
+                ("ALGORITHM", "ES256"),
+                ("SIGNING_KEY", &es_private),
+                ("RETIRED_KEYS_DIR", "/nonexistent/refreshd-keys"),
+            ],
+            "RETIRED_KEYS_DIR",
+        ),
+    ];
+    for (vars, variable) in cases {
+        let err = match refreshd::startup::Application::build(settings_with(Backend::Memory, vars))
+            .await
+        {
+            Ok(_) => panic!("started with a bad {variable}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(variable), "{variable}: {err}");
+    }
+}
+
+#[test]
+fn keys_generate_writes_a_private_file_and_its_public_half() {
+    let dir = TempDir::new();
+    let out = dir.0.join("signing.pem");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .args([
+                "keys",
+                "generate",
+                "--alg",
+                "ES256",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    assert!(run().status.success());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let private = std::fs::read_to_string(&out).unwrap();
+    let public = std::fs::read_to_string(dir.0.join("signing.pem.pub")).unwrap();
+    assert!(private.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"));
+    assert!(
+        !run().status.success(),
+        "an existing key file is never overwritten"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .args(["keys", "generate", "--alg", "none"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
