@@ -122,6 +122,7 @@ pub struct Metrics {
     /// One histogram per named route, plus one for requests no route matched (the last).
     routes: Vec<(&'static str, Histogram)>,
     store: Histogram,
+    csrf_refusals: AtomicU64,
 }
 
 impl Metrics {
@@ -138,6 +139,7 @@ impl Metrics {
             logins: Default::default(),
             routes,
             store: Histogram::default(),
+            csrf_refusals: AtomicU64::new(0),
         }
     }
 
@@ -174,6 +176,12 @@ impl Metrics {
         }
     }
 
+    pub fn csrf_refused(&self) {
+        if self.enabled {
+            self.csrf_refusals.fetch_add(1, Relaxed);
+        }
+    }
+
     pub fn refresh_count(&self, outcome: RefreshOutcome) -> u64 {
         self.refreshes[outcome as usize].load(Relaxed)
     }
@@ -201,6 +209,13 @@ impl Metrics {
                 o.label()
             );
         }
+        out.push_str("# HELP refreshd_csrf_refusals_total Cookie-authenticated requests refused by the CSRF check.\n");
+        out.push_str("# TYPE refreshd_csrf_refusals_total counter\n");
+        let _ = writeln!(
+            out,
+            "refreshd_csrf_refusals_total {}",
+            self.csrf_refusals.load(Relaxed)
+        );
         out.push_str("# HELP refreshd_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE refreshd_request_duration_seconds histogram\n");
         for (route, h) in &self.routes {

@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod pages;
 pub mod routes;
 pub mod simplejwt;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     pub prefixes: routes::RoutePrefixes,
     pub metrics: Arc<Metrics>,
+    /// The in-process store of a development server has the demo user; the page says so.
+    pub demo_user: bool,
 }
 
 impl AppState {
@@ -48,6 +51,9 @@ impl AppState {
                 token_api: settings.token_api_prefix.clone(),
             },
             metrics,
+            demo_user: settings.redis_url.is_none()
+                && settings.redis_cluster_nodes.is_empty()
+                && !settings.production,
         }
     }
 }

@@ -363,6 +363,27 @@ const ROUTE_DOCS: &[RouteDoc] = &[
         responses: &[(200, "A JWK Set", Some("Jwks"))],
     },
     RouteDoc {
+        name: "page",
+        method: HttpMethod::Get,
+        api: Api::Ops,
+        path: "/",
+        summary: "The demo page",
+        request: None,
+        responses: &[(200, "HTML", None)],
+    },
+    RouteDoc {
+        name: "static",
+        method: HttpMethod::Get,
+        api: Api::Ops,
+        path: "/static/{file}",
+        summary: "The demo page's assets and the browser client module (refreshd-client.js)",
+        request: None,
+        responses: &[
+            (200, "The file", None),
+            (404, "No such file", Some("Detail")),
+        ],
+    },
+    RouteDoc {
         name: "openapi",
         method: HttpMethod::Get,
         api: Api::Ops,
@@ -391,10 +412,13 @@ pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
             .operation_id(Some(route.name))
             .summary(Some(route.summary))
             .tag(tag);
-        if path.contains("{id}") {
+        if let Some(param) = ["id", "file"]
+            .into_iter()
+            .find(|p| path.contains(&format!("{{{p}}}")))
+        {
             op = op.parameter(
                 ParameterBuilder::new()
-                    .name("id")
+                    .name(param)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
@@ -425,10 +449,11 @@ pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
                     response = response.content("application/json", content);
                 }
                 None => {
-                    let content_type = if route.name == "metrics" {
-                        "text/plain"
-                    } else {
-                        "application/json"
+                    let content_type = match route.name {
+                        "metrics" => "text/plain",
+                        "page" => "text/html",
+                        "static" => "text/javascript",
+                        _ => "application/json",
                     };
                     response = response.content(content_type, ContentBuilder::new().build());
                 }

@@ -33,6 +33,8 @@ pub const ROUTE_NAMES: &[&str] = &[
     "metrics",
     "openapi",
     "jwks",
+    "page",
+    "static",
 ];
 
 /// Registers `path` with and without its trailing slash under `name`, answering other methods
@@ -70,7 +72,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
         .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
         .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
         .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)))
-        .service(resource("jwks", "/.well-known/jwks.json").route(web::get().to(jwks)));
+        .service(resource("jwks", "/.well-known/jwks.json").route(web::get().to(jwks)))
+        .service(
+            web::resource("/")
+                .name("page")
+                .default_service(web::to(method_not_allowed))
+                .route(web::get().to(super::pages::index)),
+        )
+        .service(resource("static", "/static/{file}").route(web::get().to(super::pages::asset)));
     super::simplejwt::configure(cfg, &prefixes.token_api);
 }
 
@@ -176,6 +185,16 @@ fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
     ]
 }
 
+/// Refuses (and counts) a cookie-authenticated request from a foreign origin.
+fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    if state.csrf.allows(req) {
+        Ok(())
+    } else {
+        state.metrics.csrf_refused();
+        Err(ApiError::Csrf)
+    }
+}
+
 /// A refresh token from the refresh cookie (preferred) or the JSON body, and whether it came from
 /// the cookie (and so needs the CSRF check).
 fn refresh_token_of(req: &HttpRequest, body: &[u8], state: &AppState) -> (Option<String>, bool) {
@@ -218,8 +237,8 @@ async fn refresh(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
     let (token, from_cookie) = refresh_token_of(&req, &body, &state);
-    if from_cookie && !state.csrf.allows(&req) {
-        return Err(ApiError::Csrf);
+    if from_cookie {
+        check_csrf(&req, &state)?;
     }
     let outcome = match token {
         None => Err(AuthError::MissingRefreshToken),
@@ -256,8 +275,8 @@ async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
     let (token, from_cookie) = refresh_token_of(&req, &body, &state);
-    if from_cookie && !state.csrf.allows(&req) {
-        return Err(ApiError::Csrf);
+    if from_cookie {
+        check_csrf(&req, &state)?;
     }
     if json_flag(&body, "all") {
         state.auth.logout_all(token.as_deref()).await?;
@@ -305,8 +324,8 @@ async fn end_session(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (token, from_cookie) = access_token_of(&req, &state);
-    if from_cookie && token.is_some() && !state.csrf.allows(&req) {
-        return Err(ApiError::Csrf);
+    if from_cookie && token.is_some() {
+        check_csrf(&req, &state)?;
     }
     let (user, current) = state.auth.authenticate_session(token.as_deref()).await?;
     // Someone else's session id answers exactly as an unknown one.

@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod browser;
 mod cli;
+mod cors;
 mod deploy;
 mod instances;
 mod interop;

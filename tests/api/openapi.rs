@@ -59,7 +59,11 @@ async fn every_documented_operation_is_served_by_the_app() {
         "prefixes are applied"
     );
     for (method, path, op) in &ops {
-        let url = app.url(&path.replace("{id}", "0123456789abcdef0123456789abcdef"));
+        let url = app.url(
+            &path
+                .replace("{id}", "0123456789abcdef0123456789abcdef")
+                .replace("{file}", "refreshd-client.js"),
+        );
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let status = app
             .client

@@ -1,0 +1,72 @@
+//! The demo page (GET /, rendered from templates/index.html) and its assets from static/, built
+//! into the binary so that it runs without files beside it.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::AppState;
+use super::error::{ApiError, detail};
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct IndexPage<'a> {
+    cookie_api: &'a str,
+    demo_user: bool,
+}
+
+/// The page may load only its own scripts and styles, talk only to its own origin, and never be
+/// framed.
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+    let page = IndexPage {
+        cookie_api: &state.prefixes.cookie_api,
+        demo_user: state.demo_user,
+    };
+    match page.render() {
+        Ok(html) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(html),
+        Err(e) => {
+            log::error!("demo page: {e}");
+            detail(StatusCode::INTERNAL_SERVER_ERROR, super::error::INTERNAL)
+        }
+    }
+}
+
+/// The files under static/, with their content types.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "refreshd-client.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/refreshd-client.js"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/app.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/style.css"),
+    ),
+];
+
+pub async fn asset(req: HttpRequest) -> HttpResponse {
+    let name = req.match_info().get("file").unwrap_or("");
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, body)) => HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(*body),
+        None => actix_web::ResponseError::error_response(&ApiError::NotFound),
+    }
+}

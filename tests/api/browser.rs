@@ -1,0 +1,432 @@
+//! End-to-end in real headless Chromium, driven over WebDriver (chromedriver) with plain HTTP:
+//! the demo page, silent refresh, two tabs sharing one refresh, an SPA on another origin, a page
+//! on a disallowed origin, and logout. Ignored by a plain `cargo test` (it needs Debian's
+//! chromium and chromium-driver, which ./scripts/test installs); ./scripts/test runs it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// One browser, through chromedriver's W3C WebDriver endpoints.
+struct Browser {
+    http: reqwest::Client,
+    session: String,
+    driver: Child,
+    base: String,
+    profile: PathBuf,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: apt-get install chromium chromium-driver (./scripts/test does)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = std::env::temp_dir().join(unique("refreshd-chromium"));
+        // The flags keep Chromium off the network it cannot reach and out of the sandbox a root
+        // CI cannot give it.
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1100,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let reply: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = reply["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no WebDriver session: {reply}"))
+            .to_owned();
+        Browser {
+            http,
+            session,
+            driver,
+            base,
+            profile,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply: Value = request.send().await.unwrap().json().await.unwrap();
+        if reply["value"].get("error").is_some() {
+            panic!("WebDriver {path}: {}", reply["value"]);
+        }
+        reply["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+
+    /// Runs `script` as an async function body; its `return` value comes back.
+    async fn run(&self, script: &str) -> Value {
+        let wrapped = format!(
+            "const done = arguments[arguments.length - 1];
+             (async () => {{ {script} }})().then(done, (e) => done({{error: String(e)}}));"
+        );
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({"script": wrapped, "args": []})),
+        )
+        .await
+    }
+
+    /// Polls `condition` (a JS expression) until it is true.
+    async fn wait_for(&self, condition: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.run(&format!("return Boolean({condition});")).await == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {condition}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn new_tab(&self) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/window/new",
+                Some(json!({"type": "tab"})),
+            )
+            .await;
+        v["handle"].as_str().unwrap().to_owned()
+    }
+
+    async fn current_tab(&self) -> String {
+        self.call(reqwest::Method::GET, "/window", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    async fn switch_to(&self, handle: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/window",
+            Some(json!({"handle": handle})),
+        )
+        .await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    async fn close(mut self) {
+        let url = format!("{}/session/{}", self.base, self.session);
+        let _ = self.http.delete(url).send().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// The ok-refresh count from /metrics.
+async fn rotations(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("refreshd_refreshes_total{outcome=\"ok\"} "))
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+async fn metric(app: &TestApp, series: &str) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).map(str::trim))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing"))
+}
+
+/// Logs in through the demo page's form, as a person would.
+async fn log_in_on_the_page(browser: &Browser, app: &TestApp) {
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for("window.refreshdDemo && !document.getElementById('login').hidden")
+        .await;
+    browser
+        .run(
+            "document.getElementById('username').value = 'demo';
+             document.getElementById('password').value = 'demo';
+             document.getElementById('login-button').click();",
+        )
+        .await;
+    browser
+        .wait_for("!document.getElementById('session').hidden")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn the_page_logs_in_and_refreshes_silently_when_the_access_token_expires() {
+    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
+    let browser = Browser::start().await;
+    log_in_on_the_page(&browser, &app).await;
+    assert_eq!(
+        browser
+            .run("return document.getElementById('user').textContent;")
+            .await,
+        "demo"
+    );
+    assert_eq!(
+        browser
+            .run("return document.getElementById('sessions').rows.length;")
+            .await,
+        1
+    );
+    let before = rotations(&app).await;
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    browser
+        .run("document.getElementById('call').click();")
+        .await;
+    browser
+        .wait_for("document.getElementById('result').textContent.startsWith('200')")
+        .await;
+    let log = browser
+        .run("return document.getElementById('log').textContent;")
+        .await;
+    assert!(log.as_str().unwrap().contains("silent refresh"), "{log}");
+    assert_eq!(rotations(&app).await, before + 1, "one silent refresh");
+    browser.screenshot("logged-in.png").await;
+
+    // Logged out, the protected call fails and the page asks to log in again.
+    browser
+        .run("document.getElementById('logout').click();")
+        .await;
+    browser
+        .wait_for("!document.getElementById('login').hidden")
+        .await;
+    let status = browser
+        .run("const r = await window.refreshdDemo.client.fetch(window.refreshdDemo.api + 'me/'); return r.status;")
+        .await;
+    assert_eq!(status, 401);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn two_tabs_meeting_an_expired_token_together_share_one_refresh() {
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("ACCESS_TOKEN_LIFETIME", "3s"), ("WORKERS", "2")],
+    )
+    .await;
+    let browser = Browser::start().await;
+    log_in_on_the_page(&browser, &app).await;
+    let first = browser.current_tab().await;
+    let second = browser.new_tab().await;
+    browser.switch_to(&second).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for("window.refreshdDemo && !document.getElementById('session').hidden")
+        .await;
+
+    tokio::time::sleep(Duration::from_millis(3600)).await;
+    let before = rotations(&app).await;
+    let start = "window.__call = window.refreshdDemo.client.fetch(window.refreshdDemo.api + 'me/').then(r => r.status); return true;";
+    browser.run(start).await;
+    browser.switch_to(&first).await;
+    browser.run(start).await;
+    for tab in [&first, &second] {
+        browser.switch_to(tab).await;
+        assert_eq!(
+            browser.run("return await window.__call;").await,
+            200,
+            "both tabs stay logged in"
+        );
+    }
+    assert_eq!(
+        rotations(&app).await,
+        before + 1,
+        "exactly one rotation for both tabs"
+    );
+    assert_eq!(
+        metric(&app, "refreshd_refreshes_total{outcome=\"grace_replay\"}").await,
+        0,
+        "not even a replay"
+    );
+    browser.close().await;
+}
+
+/// A static site on its own port: an SPA that copied refreshd-client.js.
+async fn spa_server() -> (u16, actix_web::dev::ServerHandle) {
+    let client_module = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("static/refreshd-client.js"),
+    )
+    .unwrap();
+    let server = HttpServer::new(move || {
+        let module = client_module.clone();
+        App::new()
+            .route("/", web::get().to(|| async {
+                HttpResponse::Ok().content_type("text/html").body(
+                    "<!doctype html><title>SPA</title><script type=module>\
+                     import { createClient } from '/refreshd-client.js'; window.createClient = createClient;\
+                     </script>",
+                )
+            }))
+            .route("/refreshd-client.js", web::get().to(move || {
+                let module = module.clone();
+                async move { HttpResponse::Ok().content_type("text/javascript").body(module) }
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (port, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn an_spa_on_another_origin_works_and_a_disallowed_origin_cannot_refresh() {
+    let (spa_port, spa) = spa_server().await;
+    let (evil_port, evil) = spa_server().await;
+    let spa_origin = format!("http://127.0.0.1:{spa_port}");
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[
+            ("ACCESS_TOKEN_LIFETIME", "2s"),
+            ("CORS_ALLOWED_ORIGINS", &spa_origin),
+        ],
+    )
+    .await;
+    let browser = Browser::start().await;
+
+    // The SPA logs in cross-origin (a CORS preflight for the JSON body), with credentials.
+    browser.goto(&format!("{spa_origin}/")).await;
+    browser.wait_for("window.createClient").await;
+    let api = app.address.clone();
+    let login = browser
+        .run(&format!(
+            "const r = await fetch('{api}/api/auth/login/', {{method: 'POST', credentials: 'include',
+               headers: {{'Content-Type': 'application/json'}}, body: JSON.stringify({{username: 'demo', password: 'demo'}})}});
+             return r.status;"
+        ))
+        .await;
+    assert_eq!(login, 200);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let before = rotations(&app).await;
+    let me = browser
+        .run(&format!(
+            "const api = window.createClient({{baseUrl: '{api}'}});
+             const r = await api.fetch('/api/auth/me/'); return [r.status, (await r.json()).username];"
+        ))
+        .await;
+    assert_eq!(me, json!([200, "demo"]), "silent refresh across origins");
+    assert_eq!(rotations(&app).await, before + 1);
+
+    // A page on an origin that is not allowed sends the cookie along, but the CSRF check refuses
+    // it, and the browser keeps the answer from the page.
+    browser
+        .goto(&format!("http://127.0.0.1:{evil_port}/"))
+        .await;
+    browser.wait_for("window.createClient").await;
+    let refused_before = metric(&app, "refreshd_csrf_refusals_total").await;
+    let attempt = browser
+        .run(&format!(
+            "try {{ const r = await fetch('{api}/api/auth/token/refresh/', {{method: 'POST', credentials: 'include'}}); return r.status; }}
+             catch (e) {{ return 'blocked'; }}"
+        ))
+        .await;
+    assert_eq!(
+        attempt, "blocked",
+        "no CORS headers for a disallowed origin"
+    );
+    assert_eq!(
+        metric(&app, "refreshd_csrf_refusals_total").await,
+        refused_before + 1,
+        "the server answered 403"
+    );
+    assert_eq!(rotations(&app).await, before + 1, "no rotation happened");
+
+    browser.close().await;
+    spa.stop(false).await;
+    evil.stop(false).await;
+}
