@@ -218,8 +218,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .rsplit_once(':')
         .map_or("127.0.0.1", |(h, _)| h);
     log::info!(
-        "refreshd listening on http://{host}:{}/ (try: curl -i -X POST http://{host}:{}/api/auth/login/ -H 'Content-Type: application/json' -d '{{\"username\":\"demo\",\"password\":\"demo\"}}')",
-        app.port(),
+        "refreshd listening: open http://{host}:{}/ in a browser for the demo page, or see the README's curl walk-through",
         app.port()
     );
     app.stop_on_signals();
