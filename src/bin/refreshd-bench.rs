@@ -1,0 +1,503 @@
+//! refreshd-bench: the load tool behind BENCHMARKS.md. It starts a Redis (or uses --redis-url),
+//! the release `refreshd` binary beside it and a bare actix-web baseline that answers a fixed
+//! JSON body, loads sessions straight into the store before the timed window, then fires each
+//! refresh token exactly once at C keep-alive connections and reports throughput, latency
+//! percentiles, status counts, Redis commands per refresh and the server's RSS, with every ratio
+//! taken against the baseline in the same run.
+//!
+//! `cargo run --release --bin refreshd-bench -- --help`
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use refreshd::auth::{self, AuthService, Requester};
+use refreshd::config::Settings;
+use refreshd::domain::Username;
+use refreshd::store::{RedisStore, Store};
+use refreshd::tokens::TokenCodec;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+const SIGNING_KEY: &str = "refreshd-bench-signing-key-0123456789-0123456789";
+
+#[derive(Parser)]
+#[command(about = "Load-test refreshd's refresh route against a bare actix-web baseline")]
+struct Args {
+    /// Connection counts to run, comma-separated.
+    #[arg(long, default_value = "32,64", value_delimiter = ',')]
+    connections: Vec<usize>,
+    /// Refresh tokens fired per run (each exactly once).
+    #[arg(long, default_value_t = 100_000)]
+    requests: usize,
+    /// Where the refresh token travels: cookie or body.
+    #[arg(long, default_value = "cookie")]
+    mode: String,
+    /// HTTP workers of both servers.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Use this Redis instead of starting one.
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Logins per second sent alongside the refreshes (argon2 must not starve them).
+    #[arg(long, default_value_t = 0)]
+    logins_per_sec: u32,
+    /// Refresh this many sessions in all (in batches of --requests) and report the RSS after.
+    #[arg(long)]
+    soak: Option<usize>,
+    /// Turn the server's metrics off (METRICS=false).
+    #[arg(long)]
+    no_metrics: bool,
+    /// Internal: serve the bare baseline on this port.
+    #[arg(long, hide = true)]
+    baseline_server: Option<u16>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+/// One request's bytes.
+fn request(mode: &str, path: &str, token: Option<&str>) -> Vec<u8> {
+    match (mode, token) {
+        ("body", Some(t)) => {
+            let body = format!("{{\"refresh\":\"{t}\"}}");
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+        (_, Some(t)) => format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: refresh_token={t}\r\nContent-Length: 0\r\n\r\n"
+        ),
+        (_, None) => format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n"),
+    }
+    .into_bytes()
+}
+
+/// Reads one response; returns its status.
+async fn read_response(
+    reader: &mut BufReader<TcpStream>,
+    line: &mut String,
+) -> std::io::Result<u16> {
+    line.clear();
+    reader.read_line(line).await?;
+    let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        if reader.read_line(line).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line
+            .strip_prefix("content-length:")
+            .or_else(|| line.strip_prefix("Content-Length:"))
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).await?;
+    Ok(status)
+}
+
+struct RunResult {
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+    statuses: std::collections::BTreeMap<u16, usize>,
+}
+
+impl RunResult {
+    fn rate(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> f64 {
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+    fn line(&self, label: &str) -> String {
+        format!(
+            "{label:<28} {:>9.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  statuses {:?}",
+            self.rate(),
+            self.pct(0.50),
+            self.pct(0.90),
+            self.pct(0.99),
+            self.pct(1.0),
+            self.statuses
+        )
+    }
+}
+
+/// Sends `requests` over `connections` keep-alive connections, each request once.
+async fn run(port: u16, connections: usize, requests: Vec<Vec<u8>>) -> RunResult {
+    let per = requests.len().div_ceil(connections);
+    let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut it = requests.into_iter();
+    for _ in 0..connections {
+        chunks.push(it.by_ref().take(per).collect());
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                let mut out = Vec::with_capacity(chunk.len());
+                for req in chunk {
+                    let t = Instant::now();
+                    reader.get_mut().write_all(&req).await.unwrap();
+                    let status = read_response(&mut reader, &mut line).await.unwrap_or(0);
+                    out.push((t.elapsed().as_micros() as u32, status));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    let mut statuses = std::collections::BTreeMap::new();
+    for task in tasks {
+        for (lat, status) in task.await.unwrap() {
+            latencies_us.push(lat);
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies_us.sort_unstable();
+    RunResult {
+        elapsed,
+        latencies_us,
+        statuses,
+    }
+}
+
+/// The bare baseline: one POST route answering a fixed small JSON body.
+async fn serve_baseline(port: u16, workers: usize) -> std::io::Result<()> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    HttpServer::new(|| {
+        App::new().route(
+            "/api/auth/token/refresh/",
+            web::post().to(|| async {
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(r#"{"detail":"Token refreshed."}"#)
+            }),
+        )
+    })
+    .workers(workers)
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await
+}
+
+async fn redis_stats(url: &str) -> (u64, u64) {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let mut total = 0;
+    let mut evalsha = 0;
+    for line in info.lines() {
+        if let Some(rest) = line.strip_prefix("cmdstat_") {
+            let calls: u64 = rest
+                .split("calls=")
+                .nth(1)
+                .and_then(|s| s.split(',').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            total += calls;
+            if rest.starts_with("evalsha:") {
+                evalsha += calls;
+            }
+        }
+    }
+    (total, evalsha)
+}
+
+/// Loads `n` sessions of one user straight into the store and returns their refresh tokens.
+async fn load_sessions(
+    auth: Arc<AuthService>,
+    user: &refreshd::domain::User,
+    n: usize,
+) -> Vec<String> {
+    let requester = Requester::default();
+    let mut tokens = Vec::with_capacity(n);
+    let mut batch = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let auth = auth.clone();
+        let id = user.id.clone();
+        let r = requester.clone();
+        batch.spawn(async move { auth.start_session(&id, &r).await.unwrap().refresh });
+        if batch.len() >= 256 || i + 1 == n {
+            while let Some(t) = batch.join_next().await {
+                tokens.push(t.unwrap());
+            }
+        }
+    }
+    tokens
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    if let Some(port) = args.baseline_server {
+        serve_baseline(port, args.workers).await.unwrap();
+        return;
+    }
+    let exe_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let refreshd_bin: PathBuf = exe_dir.join("refreshd");
+    assert!(
+        refreshd_bin.exists(),
+        "build refreshd first: cargo build --release"
+    );
+
+    // Redis.
+    let mut redis_proc = None;
+    let redis_url = match &args.redis_url {
+        Some(url) => url.clone(),
+        None => {
+            let port = free_port();
+            let dir = std::env::temp_dir().join(format!("refreshd-bench-{port}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            redis_proc = Some(Proc(
+                Command::new("redis-server")
+                    .args([
+                        "--port",
+                        &port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                    ])
+                    .arg("--dir")
+                    .arg(&dir)
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("redis-server"),
+            ));
+            wait_for_port(port);
+            format!("redis://127.0.0.1:{port}/")
+        }
+    };
+
+    // The two servers.
+    let base_port = free_port();
+    let _baseline = Proc(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--baseline-server",
+                &base_port.to_string(),
+                "--workers",
+                &args.workers.to_string(),
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let port = free_port();
+    let server = Proc(
+        Command::new(&refreshd_bin)
+            .env_clear()
+            .env("REDIS_URL", &redis_url)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("WORKERS", args.workers.to_string())
+            .env("SIGNING_KEY", SIGNING_KEY)
+            .env("RUST_LOG", "warn")
+            .env("LOGIN_MAX_FAILURES", "0")
+            .env("METRICS", if args.no_metrics { "false" } else { "true" })
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(base_port);
+    wait_for_port(port);
+    let pid = server.0.id();
+
+    // The same keys and store, for loading sessions outside the timed window.
+    let settings = Settings::from_lookup(|k| match k {
+        "SIGNING_KEY" => Some(SIGNING_KEY.into()),
+        "REDIS_URL" => Some(redis_url.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(&redis_url, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let username = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let user = auth::new_user(Username::parse(&username).unwrap(), "bench-password", None);
+    store.add_user(&user).await.unwrap();
+    let auth = Arc::new(AuthService::new(
+        &settings,
+        TokenCodec::new(&settings).unwrap(),
+        store,
+    ));
+
+    println!(
+        "refreshd-bench: {} cores, {} server workers, mode {}, {} requests per run",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        args.workers,
+        args.mode,
+        args.requests
+    );
+    println!("idle server RSS: {} KiB", rss_kib(pid));
+
+    let login_task = (args.logins_per_sec > 0).then(|| {
+        let per = Duration::from_secs_f64(1.0 / f64::from(args.logins_per_sec));
+        let body = format!(r#"{{"username":"{username}","password":"bench-password"}}"#);
+        let login = format!(
+            "POST /api/auth/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(per);
+            loop {
+                tick.tick().await;
+                let login = login.clone();
+                // Each login on its own connection, not waiting for the previous one.
+                tokio::spawn(async move {
+                    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+                        return;
+                    };
+                    let mut reader = BufReader::new(stream);
+                    let mut line = String::new();
+                    if reader.get_mut().write_all(login.as_bytes()).await.is_ok() {
+                        let status = read_response(&mut reader, &mut line).await.unwrap_or(0);
+                        if status != 200 {
+                            eprintln!("login answered {status}");
+                        }
+                    }
+                });
+            }
+        })
+    });
+
+    let path = "/api/auth/token/refresh/";
+    for &c in &args.connections {
+        let baseline = run(
+            base_port,
+            c,
+            (0..args.requests)
+                .map(|_| request("cookie", path, None))
+                .collect(),
+        )
+        .await;
+        let tokens = load_sessions(auth.clone(), &user, args.requests).await;
+        let before = redis_stats(&redis_url).await;
+        let refresh = run(
+            port,
+            c,
+            tokens
+                .iter()
+                .map(|t| request(&args.mode, path, Some(t)))
+                .collect(),
+        )
+        .await;
+        let after = redis_stats(&redis_url).await;
+        let n = refresh.latencies_us.len() as f64;
+        println!("--- {c} connections");
+        println!("{}", baseline.line("bare actix-web handler"));
+        println!("{}", refresh.line(&format!("refresh ({} mode)", args.mode)));
+        println!(
+            "ratio refresh/baseline: {:.1} %   redis commands per refresh: {:.3} (EVALSHA {:.3})   server RSS: {} KiB",
+            100.0 * refresh.rate() / baseline.rate(),
+            (after.0 - before.0) as f64 / n,
+            (after.1 - before.1) as f64 / n,
+            rss_kib(pid)
+        );
+    }
+
+    if let Some(total) = args.soak {
+        let c = *args.connections.last().unwrap();
+        let mut done = 0;
+        let started = Instant::now();
+        while done < total {
+            let n = args.requests.min(total - done);
+            let tokens = load_sessions(auth.clone(), &user, n).await;
+            let r = run(
+                port,
+                c,
+                tokens
+                    .iter()
+                    .map(|t| request(&args.mode, path, Some(t)))
+                    .collect(),
+            )
+            .await;
+            assert_eq!(
+                r.statuses.get(&200).copied().unwrap_or(0),
+                n,
+                "non-200 answers: {:?}",
+                r.statuses
+            );
+            done += n;
+            println!(
+                "soak: {done} refreshes, last batch {:.0} req/s, server RSS {} KiB",
+                r.rate(),
+                rss_kib(pid)
+            );
+        }
+        println!(
+            "soak: {total} refreshes in {:.0?}, server RSS after: {} KiB",
+            started.elapsed(),
+            rss_kib(pid)
+        );
+    }
+
+    if let Some(task) = login_task {
+        task.abort();
+    }
+    drop(server);
+    drop(redis_proc);
+}
