@@ -51,6 +51,10 @@ struct Args {
     /// Turn the server's metrics off (METRICS=false).
     #[arg(long)]
     no_metrics: bool,
+    /// Spread the sessions over this many users (each user's keys share one hash slot and one
+    /// session index, so one user with every session is not a realistic load).
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
     /// Internal: serve the bare baseline on this port.
     #[arg(long, hide = true)]
     baseline_server: Option<u16>,
@@ -260,7 +264,7 @@ async fn redis_stats(url: &str) -> (u64, u64) {
 /// Loads `n` sessions of one user straight into the store and returns their refresh tokens.
 async fn load_sessions(
     auth: Arc<AuthService>,
-    user: &refreshd::domain::User,
+    users: &[refreshd::domain::User],
     n: usize,
 ) -> Vec<String> {
     let requester = Requester::default();
@@ -268,7 +272,7 @@ async fn load_sessions(
     let mut batch = tokio::task::JoinSet::new();
     for i in 0..n {
         let auth = auth.clone();
-        let id = user.id.clone();
+        let id = users[i % users.len()].id.clone();
         let r = requester.clone();
         batch.spawn(async move { auth.start_session(&id, &r).await.unwrap().refresh });
         if batch.len() >= 256 || i + 1 == n {
@@ -374,9 +378,21 @@ async fn main() {
             .await
             .unwrap(),
     );
-    let username = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    let user = auth::new_user(Username::parse(&username).unwrap(), "bench-password", None);
-    store.add_user(&user).await.unwrap();
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let username = format!("bench-{run_id}-0");
+    let first = auth::new_user(Username::parse(&username).unwrap(), "bench-password", None);
+    let mut users = vec![first.clone()];
+    for i in 1..args.users.max(1) {
+        // One argon2 hash serves every bench user: hashing is not what is measured.
+        users.push(refreshd::domain::User {
+            id: refreshd::domain::UserId::new_random(),
+            username: Username::parse(&format!("bench-{run_id}-{i}")).unwrap(),
+            ..first.clone()
+        });
+    }
+    for user in &users {
+        store.add_user(user).await.unwrap();
+    }
     let auth = Arc::new(AuthService::new(
         &settings,
         TokenCodec::new(&settings).unwrap(),
@@ -384,13 +400,14 @@ async fn main() {
     ));
 
     println!(
-        "refreshd-bench: {} cores, {} server workers, mode {}, {} requests per run",
+        "refreshd-bench: {} cores, {} server workers, mode {}, {} requests per run, sessions spread over {} users",
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
         args.workers,
         args.mode,
-        args.requests
+        args.requests,
+        users.len()
     );
     println!("idle server RSS: {} KiB", rss_kib(pid));
 
@@ -434,7 +451,7 @@ async fn main() {
                 .collect(),
         )
         .await;
-        let tokens = load_sessions(auth.clone(), &user, args.requests).await;
+        let tokens = load_sessions(auth.clone(), &users, args.requests).await;
         let before = redis_stats(&redis_url).await;
         let refresh = run(
             port,
@@ -465,7 +482,7 @@ async fn main() {
         let started = Instant::now();
         while done < total {
             let n = args.requests.min(total - done);
-            let tokens = load_sessions(auth.clone(), &user, n).await;
+            let tokens = load_sessions(auth.clone(), &users, n).await;
             let r = run(
                 port,
                 c,

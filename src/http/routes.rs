@@ -37,50 +37,69 @@ pub const ROUTE_NAMES: &[&str] = &[
     "static",
 ];
 
-/// Registers `path` with and without its trailing slash under `name`, answering other methods
-/// with a JSON 405.
-pub(super) fn resource(name: &'static str, path: &str) -> actix_web::Resource {
+/// Registers `path` under `name`, with and without its trailing slash, as two plain resources
+/// (a resource with two patterns is matched by a regex set on every request; two single-pattern
+/// resources are plain string compares). Other methods get a JSON 405.
+pub(super) fn add(
+    cfg: &mut web::ServiceConfig,
+    name: &'static str,
+    path: &str,
+    route: impl Fn() -> actix_web::Route,
+) {
     debug_assert!(
         ROUTE_NAMES.contains(&name),
         "{name} is missing from ROUTE_NAMES"
     );
-    let bare = path.trim_end_matches('/').to_owned();
-    let slashed = format!("{bare}/");
-    web::resource([bare, slashed])
-        .name(name)
-        .default_service(web::to(method_not_allowed))
+    let bare = path.trim_end_matches('/');
+    let mut patterns = vec![format!("{bare}/")];
+    if !bare.is_empty() {
+        patterns.push(bare.to_owned());
+    }
+    for pattern in patterns {
+        cfg.service(
+            web::resource(pattern)
+                .name(name)
+                .default_service(web::to(method_not_allowed))
+                .route(route()),
+        );
+    }
 }
 
-/// Every route of both APIs, under their configured prefixes.
+/// Every route of both APIs, under their configured prefixes. The hot routes come first: the
+/// router tries resources in order.
 pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
     let c = &prefixes.cookie_api;
-    cfg.service(resource("cookie.login", &format!("{c}login/")).route(web::post().to(login)))
-        .service(
-            resource("cookie.refresh", &format!("{c}token/refresh/"))
-                .route(web::post().to(refresh)),
-        )
-        .service(resource("cookie.logout", &format!("{c}logout/")).route(web::post().to(logout)))
-        .service(resource("cookie.me", &format!("{c}me/")).route(web::get().to(me)))
-        .service(
-            resource("cookie.sessions", &format!("{c}sessions/")).route(web::get().to(sessions)),
-        )
-        .service(
-            resource("cookie.session", &format!("{c}sessions/{{id}}/"))
-                .route(web::delete().to(end_session)),
-        )
-        .service(resource("healthz", "/healthz").route(web::get().to(healthz)))
-        .service(resource("readyz", "/readyz").route(web::get().to(readyz)))
-        .service(resource("metrics", "/metrics").route(web::get().to(metrics)))
-        .service(resource("openapi", "/openapi.json").route(web::get().to(openapi)))
-        .service(resource("jwks", "/.well-known/jwks.json").route(web::get().to(jwks)))
-        .service(
-            web::resource("/")
-                .name("page")
-                .default_service(web::to(method_not_allowed))
-                .route(web::get().to(super::pages::index)),
-        )
-        .service(resource("static", "/static/{file}").route(web::get().to(super::pages::asset)));
+    add(cfg, "cookie.refresh", &format!("{c}token/refresh/"), || {
+        web::post().to(refresh)
+    });
     super::simplejwt::configure(cfg, &prefixes.token_api);
+    add(cfg, "cookie.me", &format!("{c}me/"), || web::get().to(me));
+    add(cfg, "cookie.login", &format!("{c}login/"), || {
+        web::post().to(login)
+    });
+    add(cfg, "cookie.logout", &format!("{c}logout/"), || {
+        web::post().to(logout)
+    });
+    add(cfg, "cookie.sessions", &format!("{c}sessions/"), || {
+        web::get().to(sessions)
+    });
+    add(
+        cfg,
+        "cookie.session",
+        &format!("{c}sessions/{{id}}/"),
+        || web::delete().to(end_session),
+    );
+    add(cfg, "healthz", "/healthz", || web::get().to(healthz));
+    add(cfg, "readyz", "/readyz", || web::get().to(readyz));
+    add(cfg, "metrics", "/metrics", || web::get().to(metrics));
+    add(cfg, "openapi", "/openapi.json", || web::get().to(openapi));
+    add(cfg, "jwks", "/.well-known/jwks.json", || {
+        web::get().to(jwks)
+    });
+    add(cfg, "page", "/", || web::get().to(super::pages::index));
+    add(cfg, "static", "/static/{file}", || {
+        web::get().to(super::pages::asset)
+    });
 }
 
 /// COOKIE_API_PREFIX and TOKEN_API_PREFIX.

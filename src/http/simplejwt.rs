@@ -10,23 +10,23 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{self, ApiError};
 use super::extract::{normalize_token, read_body, requester};
-use super::routes::{
-    credentials, json_object, login_outcome, refresh_outcome, resource, string_field,
-};
+use super::routes::{add, credentials, json_object, login_outcome, refresh_outcome, string_field};
 use crate::auth::RefreshKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
-    cfg.service(resource("token.obtain", prefix).route(web::post().to(obtain)))
-        .service(
-            resource("token.refresh", &format!("{prefix}refresh/")).route(web::post().to(refresh)),
-        )
-        .service(
-            resource("token.verify", &format!("{prefix}verify/")).route(web::post().to(verify)),
-        )
-        .service(
-            resource("token.blacklist", &format!("{prefix}blacklist/"))
-                .route(web::post().to(blacklist)),
-        );
+    add(cfg, "token.refresh", &format!("{prefix}refresh/"), || {
+        web::post().to(refresh)
+    });
+    add(cfg, "token.obtain", prefix, || web::post().to(obtain));
+    add(cfg, "token.verify", &format!("{prefix}verify/"), || {
+        web::post().to(verify)
+    });
+    add(
+        cfg,
+        "token.blacklist",
+        &format!("{prefix}blacklist/"),
+        || web::post().to(blacklist),
+    );
 }
 
 /// The body's fields, from JSON or (as Django REST framework also accepts) a urlencoded form.

@@ -103,7 +103,19 @@ impl ConnectionLike for Conn {
     }
 }
 
+thread_local! {
+    /// Each HTTP worker thread's own connections, by store: a worker then waits on a socket its
+    /// own runtime drives, instead of handing every call to another thread and back.
+    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+static NEXT_STORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct RedisStore {
+    id: u64,
+    /// How to open more connections to a single Redis (one per worker thread).
+    single: Option<(redis::Client, ConnectionManagerConfig)>,
     conn: Conn,
     timeout: Duration,
     metrics: Option<Arc<Metrics>>,
@@ -129,12 +141,49 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let conn = tokio::time::timeout(
             timeout * 2,
-            ConnectionManager::new_with_config(client, config),
+            ConnectionManager::new_with_config(client.clone(), config.clone()),
         )
         .await
         .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
         .map_err(unavailable)?;
-        Ok(Self::with_conn(Conn::Single(conn), timeout))
+        let mut store = Self::with_conn(Conn::Single(conn), timeout);
+        store.single = Some((client, config));
+        Ok(store)
+    }
+
+    /// The connection for this call: on an HTTP worker (a single-threaded runtime), that
+    /// thread's own; elsewhere, or while a worker's own cannot be opened, the shared one.
+    async fn conn(&self) -> Conn {
+        let Some((client, config)) = &self.single else {
+            return self.conn.clone();
+        };
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if !on_worker {
+            return self.conn.clone();
+        }
+        let local = WORKER_CONNECTIONS.with(|all| {
+            all.borrow()
+                .iter()
+                .find(|(id, _)| *id == self.id)
+                .map(|(_, c)| c.clone())
+        });
+        if let Some(c) = local {
+            return Conn::Single(c);
+        }
+        let opened = tokio::time::timeout(
+            self.timeout,
+            ConnectionManager::new_with_config(client.clone(), config.clone()),
+        )
+        .await;
+        match opened {
+            Ok(Ok(c)) => {
+                WORKER_CONNECTIONS.with(|all| all.borrow_mut().push((self.id, c.clone())));
+                Conn::Single(c)
+            }
+            // Redis is down: the shared connection will say so, and retry later.
+            _ => self.conn.clone(),
+        }
     }
 
     /// Connects to a Redis Cluster through its seed nodes. Every session's keys share one hash
@@ -157,6 +206,8 @@ impl RedisStore {
 
     fn with_conn(conn: Conn, timeout: Duration) -> Self {
         Self {
+            id: NEXT_STORE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            single: None,
             conn,
             timeout,
             metrics: None,
@@ -195,7 +246,7 @@ impl RedisStore {
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let fields: Vec<Option<String>> = self
             .bounded(
                 redis::cmd("HMGET")
@@ -259,13 +310,13 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let _: String = self.bounded(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
     }
 
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let name_key = username_key(&user.username);
         // The username is claimed first, then the id; each claim is one atomic NX write, so two
         // concurrent adds cannot both win, and no step needs keys from two slots.
@@ -306,7 +357,7 @@ impl Store for RedisStore {
     }
 
     async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
         match id.as_deref().and_then(UserId::parse) {
             Some(id) => self.user_by_id(&id).await,
@@ -323,7 +374,7 @@ impl Store for RedisStore {
         let Some(user) = self.user_by_username(username).await? else {
             return Ok(false);
         };
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let _: i64 = self
             .bounded(c.hset(user_key(&user.id), "active", if active { "1" } else { "0" }))
             .await?;
@@ -331,7 +382,7 @@ impl Store for RedisStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let ids: Vec<String> = self.bounded(c.smembers(USERS_KEY)).await?;
         let mut users = Vec::with_capacity(ids.len());
         for id in ids.iter().filter_map(|s| UserId::parse(s)) {
@@ -344,7 +395,7 @@ impl Store for RedisStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let mut inv = self.create.prepare_invoke();
         inv.key(session_key(&s.user_id, &s.sid))
             .key(index_key(&s.user_id))
@@ -359,7 +410,7 @@ impl Store for RedisStore {
     }
 
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let flag = |b: bool| if b { "1" } else { "0" };
         let mut inv = self.refresh.prepare_invoke();
         inv.key(user_key(&r.user_id))
@@ -402,7 +453,7 @@ impl Store for RedisStore {
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let mut inv = self.revoke.prepare_invoke();
         inv.key(session_key(&r.user_id, &r.sid))
             .key(index_key(&r.user_id))
@@ -417,7 +468,7 @@ impl Store for RedisStore {
     }
 
     async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         // Three reads in one slot, pipelined: one round trip.
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET")
@@ -454,7 +505,7 @@ impl Store for RedisStore {
     }
 
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let mut inv = self.list_sessions.prepare_invoke();
         inv.key(index_key(user_id)).arg(session_prefix(user_id));
         let flat: Vec<String> = self.bounded(inv.invoke_async(&mut c)).await?;
@@ -478,7 +529,7 @@ impl Store for RedisStore {
     }
 
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let key = session_key(user_id, sid);
         let mut inv = self.revoke.prepare_invoke();
         inv.key(&key)
@@ -494,7 +545,7 @@ impl Store for RedisStore {
     }
 
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let mut inv = self.revoke_all.prepare_invoke();
         inv.key(index_key(user_id)).arg(session_prefix(user_id));
         let ended: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
@@ -502,7 +553,7 @@ impl Store for RedisStore {
     }
 
     async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let pattern = format!("refreshd:{{u:{user_id}}}:*");
         let user = user_key(user_id);
         // On a cluster, SCAN must go to the node that holds the user's slot.
@@ -553,7 +604,7 @@ impl Store for RedisStore {
         window: Duration,
         _now_ms: u64,
     ) -> Result<Option<Duration>, StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let mut wait = None;
         // One script per counter: the counters live in different slots of a cluster.
         for key in keys {
@@ -572,7 +623,7 @@ impl Store for RedisStore {
         reset: &LimitKey,
         refund: &[LimitKey],
     ) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await;
         let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
         for key in refund {
             let mut inv = self.login_refund.prepare_invoke();

@@ -8,7 +8,7 @@ redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'end', ARGV[3], 'created', string.fo
   'ua', ARGV[4], 'ip', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
-if now + redis.call('PTTL', KEYS[2]) < tonumber(ARGV[6]) then
+if redis.call('PEXPIREAT', KEYS[2], ARGV[6], 'GT') == 0 and redis.call('PTTL', KEYS[2]) == -1 then
   redis.call('PEXPIREAT', KEYS[2], ARGV[6])
 end
 return 1

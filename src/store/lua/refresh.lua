@@ -23,9 +23,12 @@ local now_str = string.format('%d', now)
 local sid = ARGV[15]
 
 -- Keeps the session in the user's index until `keep` (ms); the index outlives its last entry.
+-- GT (Redis 7) moves an expiry only forward, in one command.
 local function index_until(keep)
   redis.call('ZADD', KEYS[4], keep, sid)
-  if now + redis.call('PTTL', KEYS[4]) < keep then
+  if redis.call('PEXPIREAT', KEYS[4], string.format('%d', keep), 'GT') == 0
+      and redis.call('PTTL', KEYS[4]) == -1 then
+    -- A new index has no expiry yet, and GT never sets a first one.
     redis.call('PEXPIREAT', KEYS[4], string.format('%d', keep))
   end
 end
@@ -101,9 +104,7 @@ redis.call('HSET', KEYS[2], 'cur', ARGV[9], 'prev', jti, 'prev_at', now_str,
   'last', now_str)
 -- The record outlives every token of its family, so that a revoked family stays revoked.
 local keep = (tonumber(rexp) + leeway) * 1000
-if now + redis.call('PTTL', KEYS[2]) < keep then
-  redis.call('PEXPIREAT', KEYS[2], string.format('%d', keep))
-end
+redis.call('PEXPIREAT', KEYS[2], string.format('%d', keep), 'GT')
 index_until(keep)
 if ARGV[6] == '1' then
   local bl_until = (tonumber(ARGV[2]) + leeway) * 1000
