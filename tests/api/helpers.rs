@@ -758,6 +758,8 @@ pub fn now_s() -> u64 {
 pub struct ServerProcess {
     pub port: u16,
     child: Child,
+    /// The log, drained as it comes: a full pipe would stall the server's next log line.
+    log: Option<std::thread::JoinHandle<String>>,
 }
 
 impl ServerProcess {
@@ -784,11 +786,26 @@ impl ServerProcess {
             assert!(Instant::now() < deadline, "refreshd did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        ServerProcess { child, port }
+        let mut child = child;
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            let _ = stderr.read_to_string(&mut log);
+            log
+        });
+        ServerProcess {
+            child,
+            port,
+            log: Some(log),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn signal(&self, sig: &str) {
@@ -800,14 +817,9 @@ impl ServerProcess {
 
     /// Waits for the process to exit and returns its status and whole log.
     pub fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        (self.child.wait().unwrap(), log)
+        let status = self.child.wait().unwrap();
+        let log = self.log.take().unwrap().join().unwrap();
+        (status, log)
     }
 }
 
