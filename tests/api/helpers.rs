@@ -180,6 +180,21 @@ impl RedisProcess {
         self.spawn();
     }
 
+    /// Deletes its data on disk (call while stopped): the next start is empty.
+    pub fn wipe(&self) {
+        for entry in std::fs::read_dir(&self.dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("appendonly") || name.ends_with(".rdb") {
+                if path.is_dir() {
+                    std::fs::remove_dir_all(&path).unwrap();
+                } else {
+                    std::fs::remove_file(&path).unwrap();
+                }
+            }
+        }
+    }
+
     pub fn pause(&self) {
         self.signal("-STOP");
     }

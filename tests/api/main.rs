@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod cors;
 mod deploy;
+mod faults;
 mod hostile;
 mod instances;
 mod interop;

@@ -1,0 +1,15 @@
+//! The request-body parsers: JSON objects with Django REST framework's field errors, and the
+//! lenient readers the refresh route uses. Any bytes give an answer, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use refreshd::http::extract::{json_flag, json_string_field};
+use refreshd::http::routes::{credentials, json_object};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(object) = json_object(data) {
+        let _ = credentials(&object);
+    }
+    let _ = json_string_field(data, "refresh");
+    let _ = json_flag(data, "all");
+});

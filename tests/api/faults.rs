@@ -1,0 +1,172 @@
+//! Store faults in the middle of a load: Redis stopped, paused and resumed, restarted, and
+//! restarted with its data lost. A request never hangs (STORE_TIMEOUT, then 503); no rotation is
+//! lost or doubled; service is back within 2 s of Redis; lost data gives clean 401s, never a 500.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+/// What one client saw: each token it presented, and the successor it was given.
+#[derive(Default)]
+struct History {
+    successors: HashMap<String, String>,
+    current: String,
+    statuses: HashMap<u16, u32>,
+    slowest: Duration,
+}
+
+/// Clients that keep refreshing their own session, retrying the same token after a 503.
+async fn load(app: Arc<TestApp>, sessions: Vec<String>, stop: Arc<AtomicBool>) -> Vec<History> {
+    let mut tasks = Vec::new();
+    for refresh in sessions {
+        let app = app.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = History {
+                current: refresh,
+                ..History::default()
+            };
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let reply = app.refresh_with_body(&h.current).await;
+                h.slowest = h.slowest.max(started.elapsed());
+                *h.statuses.entry(reply.status).or_default() += 1;
+                match reply.status {
+                    200 => {
+                        let next = reply.tokens().refresh;
+                        // The same token never gets two different successors.
+                        if let Some(earlier) = h.successors.insert(h.current.clone(), next.clone())
+                        {
+                            assert_eq!(earlier, next, "one token, two rotations");
+                        }
+                        h.current = next;
+                    }
+                    503 => tokio::time::sleep(Duration::from_millis(20)).await,
+                    401 => return h,
+                    other => panic!("a refresh answered {other}: {}", reply.text),
+                }
+            }
+            h
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Waits until a fresh refresh chain answers 200 again; how long it took.
+async fn back_within(app: &TestApp, token: &mut String, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let reply = app.refresh_with_body(token).await;
+        if reply.status == 200 {
+            *token = reply.tokens().refresh;
+            return started.elapsed();
+        }
+        assert_eq!(reply.status, 503, "{}", reply.text);
+        assert!(started.elapsed() < limit, "not back within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
+    let mut redis = RedisProcess::start(true);
+    let app = Arc::new(
+        spawn_app_with(
+            Backend::Redis,
+            &[
+                ("REDIS_URL", &redis.url()),
+                ("STORE_TIMEOUT", "300ms"),
+                ("WORKERS", "2"),
+            ],
+        )
+        .await,
+    );
+    let (_, probe) = app.logged_in().await;
+    let mut probe = probe.refresh;
+    let mut sessions = Vec::new();
+    for _ in 0..16 {
+        sessions.push(app.logged_in().await.1.refresh);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = tokio::spawn(load(app.clone(), sessions, stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Stopped, then started again with its data.
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.restart();
+    let took = back_within(&app, &mut probe, Duration::from_secs(2)).await;
+    eprintln!("back {took:?} after a restart");
+
+    // Paused (a hung store): requests time out to 503 instead of hanging.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.pause();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.resume();
+    let took = back_within(&app, &mut probe, Duration::from_secs(2)).await;
+    eprintln!("back {took:?} after a pause");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let histories = running.await.unwrap();
+    let slowest = histories.iter().map(|h| h.slowest).max().unwrap();
+    assert!(
+        slowest < Duration::from_millis(1500),
+        "a request took {slowest:?}"
+    );
+    let mut totals: HashMap<u16, u32> = HashMap::new();
+    for h in &histories {
+        for (s, n) in &h.statuses {
+            *totals.entry(*s).or_default() += n;
+        }
+    }
+    eprintln!("statuses under faults: {totals:?}");
+    assert!(
+        totals.get(&503).copied().unwrap_or(0) > 0,
+        "the faults were seen"
+    );
+    assert_eq!(totals.get(&401), None, "nobody was logged out by a fault");
+
+    // No rotation was lost: every chain's newest token still works.
+    let mut newest = Vec::new();
+    for h in &histories {
+        let reply = app.refresh_with_body(&h.current).await;
+        assert_detail(&reply, 200, REFRESHED);
+        newest.push(reply.tokens().refresh);
+    }
+    // No token is both accepted and blacklisted: a retired ancestor is refused, and its session
+    // with it.
+    for (h, newest) in histories.iter().zip(&newest).take(4) {
+        let first = h
+            .successors
+            .keys()
+            .find(|t| h.successors.get(*t) != Some(&h.current));
+        if let Some(ancestor) = first {
+            assert_detail(&app.refresh_with_body(ancestor).await, 401, INVALID_REFRESH);
+            assert_detail(&app.refresh_with_body(newest).await, 401, INVALID_REFRESH);
+        }
+    }
+
+    // Restarted with its data lost: clean 401s, never a 500.
+    redis.stop();
+    redis.wipe();
+    redis.restart();
+    let reply = loop {
+        let r = app.refresh_with_body(&probe).await;
+        if r.status != 503 {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_detail(&reply, 401, INVALID_REFRESH);
+    for token in newest.iter().skip(4).take(4) {
+        assert_detail(&app.refresh_with_body(token).await, 401, INVALID_REFRESH);
+    }
+}
