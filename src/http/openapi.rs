@@ -16,28 +16,30 @@ use utoipa::openapi::{
 
 use super::routes::{Me, RoutePrefixes, SessionView};
 
-/// `{"username", "password"}`.
+/// `{"username", "password"}`; a blank value is a 400, as in Django REST framework.
 #[derive(Serialize, ToSchema)]
 pub struct Credentials {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub username: String,
+    #[schema(min_length = 1, pattern = r"\S")]
     pub password: String,
 }
 
-/// The optional body of the cookie API's refresh and logout: the refresh token for clients
-/// without cookies, and `all` to log out everywhere.
+/// The optional body of the cookie API's refresh and logout: `{"refresh": "<token>"}` for
+/// clients without cookies, and `{"all": true}` to log out everywhere. Any other body, JSON or
+/// not, counts as no body, so every value is accepted here.
 #[derive(Serialize, ToSchema)]
-pub struct OptionalRefresh {
-    pub refresh: Option<String>,
-    pub all: Option<bool>,
-}
+pub struct OptionalRefresh(pub serde_json::Value);
 
 #[derive(Serialize, ToSchema)]
 pub struct RefreshField {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub refresh: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenField {
+    #[schema(min_length = 1, pattern = r"\S")]
     pub token: String,
 }
 
@@ -69,7 +71,14 @@ pub struct TokenError {
 /// Django REST framework's field errors: `{"field": ["message"]}`, or `{"detail": "..."}` for a
 /// body that is not JSON.
 #[derive(Serialize, ToSchema)]
-pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+pub struct FieldErrors(pub BTreeMap<String, FieldError>);
+
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum FieldError {
+    Messages(Vec<String>),
+    Detail(String),
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Status {
@@ -472,6 +481,7 @@ pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
         .schema_from::<Detail>()
         .schema_from::<TokenError>()
         .schema_from::<FieldErrors>()
+        .schema_from::<FieldError>()
         .schema_from::<Status>()
         .schema_from::<Empty>()
         .schema_from::<Jwks>()

@@ -2,8 +2,8 @@
 //! handler is a thin skin over an `auth` flow: read the request, call the flow, turn the outcome
 //! into cookies and a body. The SimpleJWT-compatible skin is in `simplejwt`.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
@@ -40,12 +40,17 @@ pub const ROUTE_NAMES: &[&str] = &[
 /// Registers `path` under `name`, with and without its trailing slash, as two plain resources
 /// (a resource with two patterns is matched by a regex set on every request; two single-pattern
 /// resources are plain string compares). Other methods get a JSON 405.
-pub(super) fn add(
+pub(super) fn add<F, Args>(
     cfg: &mut web::ServiceConfig,
     name: &'static str,
+    method: Method,
     path: &str,
-    route: impl Fn() -> actix_web::Route,
-) {
+    handler: F,
+) where
+    F: actix_web::Handler<Args> + Clone + 'static,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
     debug_assert!(
         ROUTE_NAMES.contains(&name),
         "{name} is missing from ROUTE_NAMES"
@@ -56,11 +61,15 @@ pub(super) fn add(
         patterns.push(bare.to_owned());
     }
     for pattern in patterns {
+        let allow = method.clone();
         cfg.service(
             web::resource(pattern)
                 .name(name)
-                .default_service(web::to(method_not_allowed))
-                .route(route()),
+                .default_service(web::to(move |req: HttpRequest| {
+                    let allow = allow.clone();
+                    async move { method_not_allowed(&req, &allow) }
+                }))
+                .route(web::route().method(method.clone()).to(handler.clone())),
         );
     }
 }
@@ -69,37 +78,45 @@ pub(super) fn add(
 /// router tries resources in order.
 pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
     let c = &prefixes.cookie_api;
-    add(cfg, "cookie.refresh", &format!("{c}token/refresh/"), || {
-        web::post().to(refresh)
-    });
+    let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+    add(
+        cfg,
+        "cookie.refresh",
+        post.clone(),
+        &format!("{c}token/refresh/"),
+        refresh,
+    );
     super::simplejwt::configure(cfg, &prefixes.token_api);
-    add(cfg, "cookie.me", &format!("{c}me/"), || web::get().to(me));
-    add(cfg, "cookie.login", &format!("{c}login/"), || {
-        web::post().to(login)
-    });
-    add(cfg, "cookie.logout", &format!("{c}logout/"), || {
-        web::post().to(logout)
-    });
-    add(cfg, "cookie.sessions", &format!("{c}sessions/"), || {
-        web::get().to(sessions)
-    });
+    add(cfg, "cookie.me", get.clone(), &format!("{c}me/"), me);
+    add(
+        cfg,
+        "cookie.login",
+        post.clone(),
+        &format!("{c}login/"),
+        login,
+    );
+    add(cfg, "cookie.logout", post, &format!("{c}logout/"), logout);
+    add(
+        cfg,
+        "cookie.sessions",
+        get.clone(),
+        &format!("{c}sessions/"),
+        sessions,
+    );
     add(
         cfg,
         "cookie.session",
+        delete,
         &format!("{c}sessions/{{id}}/"),
-        || web::delete().to(end_session),
+        end_session,
     );
-    add(cfg, "healthz", "/healthz", || web::get().to(healthz));
-    add(cfg, "readyz", "/readyz", || web::get().to(readyz));
-    add(cfg, "metrics", "/metrics", || web::get().to(metrics));
-    add(cfg, "openapi", "/openapi.json", || web::get().to(openapi));
-    add(cfg, "jwks", "/.well-known/jwks.json", || {
-        web::get().to(jwks)
-    });
-    add(cfg, "page", "/", || web::get().to(super::pages::index));
-    add(cfg, "static", "/static/{file}", || {
-        web::get().to(super::pages::asset)
-    });
+    add(cfg, "healthz", get.clone(), "/healthz", healthz);
+    add(cfg, "readyz", get.clone(), "/readyz", readyz);
+    add(cfg, "metrics", get.clone(), "/metrics", metrics);
+    add(cfg, "openapi", get.clone(), "/openapi.json", openapi);
+    add(cfg, "jwks", get.clone(), "/.well-known/jwks.json", jwks);
+    add(cfg, "page", get.clone(), "/", super::pages::index);
+    add(cfg, "static", get, "/static/{file}", super::pages::asset);
 }
 
 /// COOKIE_API_PREFIX and TOKEN_API_PREFIX.
@@ -109,8 +126,15 @@ pub struct RoutePrefixes {
     pub token_api: String,
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(req.method().to_string()))
+/// 405, with the `Allow` header RFC 9110 asks for.
+fn method_not_allowed(req: &HttpRequest, allow: &Method) -> HttpResponse {
+    let mut resp = actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(
+        req.method().to_string(),
+    ));
+    if let Ok(v) = HeaderValue::from_str(allow.as_str()) {
+        resp.headers_mut().insert(header::ALLOW, v);
+    }
+    resp
 }
 
 pub async fn not_found() -> HttpResponse {

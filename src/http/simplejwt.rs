@@ -2,8 +2,8 @@
 //! cookie API, with tokens in JSON bodies and no cookies, answering as djangorestframework-
 //! simplejwt's views do (Django REST framework field errors, `"code": "token_not_valid"`).
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
@@ -14,18 +14,27 @@ use super::routes::{add, credentials, json_object, login_outcome, refresh_outcom
 use crate::auth::RefreshKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
-    add(cfg, "token.refresh", &format!("{prefix}refresh/"), || {
-        web::post().to(refresh)
-    });
-    add(cfg, "token.obtain", prefix, || web::post().to(obtain));
-    add(cfg, "token.verify", &format!("{prefix}verify/"), || {
-        web::post().to(verify)
-    });
+    add(
+        cfg,
+        "token.refresh",
+        Method::POST,
+        &format!("{prefix}refresh/"),
+        refresh,
+    );
+    add(cfg, "token.obtain", Method::POST, prefix, obtain);
+    add(
+        cfg,
+        "token.verify",
+        Method::POST,
+        &format!("{prefix}verify/"),
+        verify,
+    );
     add(
         cfg,
         "token.blacklist",
+        Method::POST,
         &format!("{prefix}blacklist/"),
-        || web::post().to(blacklist),
+        blacklist,
     );
 }
 

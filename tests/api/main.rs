@@ -21,5 +21,6 @@ mod outage;
 mod refresh;
 mod rotation;
 mod routes;
+mod schemathesis;
 mod sessions;
 mod simplejwt;
