@@ -48,6 +48,12 @@ struct Args {
     /// Refresh this many sessions in all (in batches of --requests) and report the RSS after.
     #[arg(long)]
     soak: Option<usize>,
+    /// Or soak for this many seconds.
+    #[arg(long)]
+    soak_seconds: Option<u64>,
+    /// Pace the soak at this many refreshes per second in all (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Turn the server's metrics off (METRICS=false).
     #[arg(long)]
     no_metrics: bool,
@@ -172,6 +178,11 @@ impl RunResult {
 
 /// Sends `requests` over `connections` keep-alive connections, each request once.
 async fn run(port: u16, connections: usize, requests: Vec<Vec<u8>>) -> RunResult {
+    run_paced(port, connections, requests, 0).await
+}
+
+/// Like `run`, at about `rate` requests per second in all when `rate` is not 0.
+async fn run_paced(port: u16, connections: usize, requests: Vec<Vec<u8>>, rate: u64) -> RunResult {
     let per = requests.len().div_ceil(connections);
     let mut chunks: Vec<Vec<Vec<u8>>> = Vec::new();
     let mut it = requests.into_iter();
@@ -188,7 +199,17 @@ async fn run(port: u16, connections: usize, requests: Vec<Vec<u8>>) -> RunResult
                 let mut reader = BufReader::new(stream);
                 let mut line = String::new();
                 let mut out = Vec::with_capacity(chunk.len());
+                let mut pace = (rate > 0).then(|| {
+                    let mut t = tokio::time::interval(Duration::from_secs_f64(
+                        connections as f64 / rate as f64,
+                    ));
+                    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    t
+                });
                 for req in chunk {
+                    if let Some(pace) = pace.as_mut() {
+                        pace.tick().await;
+                    }
                     let t = Instant::now();
                     reader.get_mut().write_all(&req).await.unwrap();
                     let status = read_response(&mut reader, &mut line).await.unwrap_or(0);
@@ -476,20 +497,26 @@ async fn main() {
         );
     }
 
-    if let Some(total) = args.soak {
+    if args.soak.is_some() || args.soak_seconds.is_some() {
+        let total = args.soak.unwrap_or(usize::MAX);
+        let until = args
+            .soak_seconds
+            .map(|s| Instant::now() + Duration::from_secs(s));
         let c = *args.connections.last().unwrap();
         let mut done = 0;
         let started = Instant::now();
-        while done < total {
+        let rss_start = rss_kib(pid);
+        while done < total && until.is_none_or(|u| Instant::now() < u) {
             let n = args.requests.min(total - done);
             let tokens = load_sessions(auth.clone(), &users, n).await;
-            let r = run(
+            let r = run_paced(
                 port,
                 c,
                 tokens
                     .iter()
                     .map(|t| request(&args.mode, path, Some(t)))
                     .collect(),
+                args.rate,
             )
             .await;
             assert_eq!(
@@ -500,14 +527,17 @@ async fn main() {
             );
             done += n;
             println!(
-                "soak: {done} refreshes, last batch {:.0} req/s, server RSS {} KiB",
+                "soak: {done} refreshes, last batch {:.0} req/s, p99 {:.2} ms, server RSS {} KiB",
                 r.rate(),
+                r.pct(0.99),
                 rss_kib(pid)
             );
         }
         println!(
-            "soak: {total} refreshes in {:.0?}, server RSS after: {} KiB",
+            "soak: {done} refreshes in {:.0?} ({:.0} req/s on average, session loading included), server RSS {} KiB at the start, {} KiB at the end",
             started.elapsed(),
+            done as f64 / started.elapsed().as_secs_f64(),
+            rss_start,
             rss_kib(pid)
         );
     }
