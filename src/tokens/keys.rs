@@ -233,6 +233,23 @@ fn hmac_kid(secret: &[u8]) -> String {
     .thumbprint()
 }
 
+/// PKCS#8 PEM of a private key and SPKI PEM of its public key.
+fn pem_pair(
+    private: &impl EncodePrivateKey,
+    public: &impl EncodePublicKey,
+) -> Result<(String, String), KeyError> {
+    let err = |e: &dyn std::fmt::Display| KeyError(e.to_string());
+    Ok((
+        private
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| err(&e))?
+            .to_string(),
+        public
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| err(&e))?,
+    ))
+}
+
 /// A fresh key: a PKCS#8 PEM private key and its SPKI PEM public key, or for HMAC a random
 /// 64-byte secret (base64url) and no public key.
 pub fn generate(alg: Algorithm) -> Result<(String, Option<String>), KeyError> {
@@ -247,47 +264,19 @@ pub fn generate(alg: Algorithm) -> Result<(String, Option<String>), KeyError> {
         }
         Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
             let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| err(&e))?;
-            (
-                key.to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?
-                    .to_string(),
-                key.to_public_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?,
-            )
+            pem_pair(&key, &key.to_public_key())?
         }
         Algorithm::ES256 => {
             let key = p256::SecretKey::random(&mut OsRng);
-            (
-                key.to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?
-                    .to_string(),
-                key.public_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?,
-            )
+            pem_pair(&key, &key.public_key())?
         }
         Algorithm::ES384 => {
             let key = p384::SecretKey::random(&mut OsRng);
-            (
-                key.to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?
-                    .to_string(),
-                key.public_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?,
-            )
+            pem_pair(&key, &key.public_key())?
         }
         Algorithm::EdDSA => {
             let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
-            (
-                key.to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?
-                    .to_string(),
-                key.verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|e| err(&e))?,
-            )
+            pem_pair(&key, &key.verifying_key())?
         }
     };
     Ok((private, Some(public)))
