@@ -18,15 +18,22 @@
  * - Concurrent 401s in one tab share one refresh (single-flight).
  * - Tabs of one browser share one refresh: the refresh runs under a Web Lock
  *   (navigator.locks), and a tab that gets the lock after another tab has already refreshed
- *   (since its own request was sent) just retries. Where Web Locks are missing, tabs may refresh
- *   at the same moment; refreshd answers those within its reuse interval with the same new
- *   tokens, so nobody is logged out and the session still rotates once.
+ *   (since its own request was sent) just retries. The tab that refreshed says when by holding a
+ *   small shared lock named after the time for a minute: the lock manager is one per browser, so
+ *   every tab sees it the moment the refresh lock is released. (localStorage carries the time too,
+ *   but its writes reach other tabs a moment later, long enough for a second refresh.)
+ *   Where Web Locks are missing, tabs may refresh at the same moment; refreshd answers those
+ *   within its reuse interval with the same new tokens, so nobody is logged out and the session
+ *   still rotates once.
  * - When the refresh itself is refused, `onSessionEnded` is called and the 401 is returned.
  * - A request body must be resendable (a string, FormData, Blob, URLSearchParams), because a
  *   request that met an expired access token is sent again after the refresh.
  */
 
 const LAST_REFRESH_KEY = "refreshd:last-refresh";
+// How long a tab that refreshed keeps announcing it: longer than any request that could have been
+// sent with the old cookies is still in flight.
+const ANNOUNCE_MS = 60_000;
 
 export function createClient({
   baseUrl = "",
@@ -38,39 +45,68 @@ export function createClient({
   let inFlight = null;
 
   const now = () => Date.now();
+  const locks =
+    typeof navigator !== "undefined" && navigator.locks && navigator.locks.request
+      ? navigator.locks
+      : null;
+  const announcePrefix = lockName + ":refreshed-at:";
 
-  function lastRefresh() {
+  /** The time of the latest refresh any tab of this browser announced. */
+  async function lastRefresh() {
+    let latest = 0;
     try {
-      return Number(window.localStorage.getItem(LAST_REFRESH_KEY) || 0);
-    } catch {
-      return 0; // storage blocked: fall back to per-tab single-flight
-    }
-  }
-
-  function recordRefresh() {
-    try {
-      window.localStorage.setItem(LAST_REFRESH_KEY, String(now()));
+      latest = Number(window.localStorage.getItem(LAST_REFRESH_KEY) || 0);
     } catch {
       /* storage blocked */
     }
+    if (locks && locks.query) {
+      try {
+        const { held = [] } = await locks.query();
+        for (const { name } of held) {
+          if (name && name.startsWith(announcePrefix)) {
+            latest = Math.max(latest, Number(name.slice(announcePrefix.length)) || 0);
+          }
+        }
+      } catch {
+        /* no lock snapshot: localStorage alone */
+      }
+    }
+    return latest;
+  }
+
+  /** Announces a refresh; resolves once other tabs can see it. */
+  function recordRefresh() {
+    const at = now();
+    try {
+      window.localStorage.setItem(LAST_REFRESH_KEY, String(at));
+    } catch {
+      /* storage blocked */
+    }
+    if (!locks) return Promise.resolve();
+    return new Promise((announced) => {
+      locks
+        .request(announcePrefix + at, { mode: "shared" }, () => {
+          announced();
+          return new Promise((release) => setTimeout(release, ANNOUNCE_MS));
+        })
+        .catch(() => announced());
+    });
   }
 
   function withLock(task) {
-    if (typeof navigator !== "undefined" && navigator.locks && navigator.locks.request) {
-      return navigator.locks.request(lockName, task);
-    }
-    return task();
+    return locks ? locks.request(lockName, task) : task();
   }
 
   /** Refreshes unless another tab did after `sentAt`; resolves to true when a retry may work. */
   async function refreshAfter(sentAt) {
-    if (lastRefresh() > sentAt) return true;
+    if ((await lastRefresh()) > sentAt) return true;
     const response = await fetch(baseUrl + refreshPath, {
       method: "POST",
       credentials: "include",
     });
     if (response.ok) {
-      recordRefresh();
+      // Announced before the refresh lock is released, so the next tab in line sees it.
+      await recordRefresh();
       onRefresh();
       return true;
     }

@@ -331,6 +331,65 @@ async fn two_tabs_meeting_an_expired_token_together_share_one_refresh() {
     browser.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn a_tab_learns_of_another_tabs_refresh_through_the_lock_manager_not_only_localstorage() {
+    // localStorage writes reach other tabs a moment after they are made; a tab that takes the
+    // refresh lock in that moment must still see that the refresh happened. Here the second tab
+    // never sees the first tab's localStorage at all, so only the lock manager can tell it.
+    let app = spawn_app_with(Backend::Memory, &[]).await;
+    let browser = Browser::start().await;
+    log_in_on_the_page(&browser, &app).await;
+    let first = browser.current_tab().await;
+    let second = browser.new_tab().await;
+    browser.switch_to(&second).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for("window.refreshdDemo && !document.getElementById('session').hidden")
+        .await;
+    browser
+        .run(
+            "Storage.prototype.getItem = () => null;
+             window.__sentAt = Date.now();
+             await new Promise((r) => setTimeout(r, 20));
+             return true;",
+        )
+        .await;
+    let before = rotations(&app).await;
+
+    browser.switch_to(&first).await;
+    assert_eq!(
+        browser
+            .run("return await window.refreshdDemo.client.refresh();")
+            .await,
+        true
+    );
+    assert_eq!(rotations(&app).await, before + 1);
+
+    browser.switch_to(&second).await;
+    assert_eq!(
+        browser
+            .run("return await window.refreshdDemo.client.refresh(window.__sentAt);")
+            .await,
+        true,
+        "the second tab may retry"
+    );
+    assert_eq!(
+        rotations(&app).await,
+        before + 1,
+        "the second tab saw the first tab's refresh and did not rotate again"
+    );
+    // A request sent after that refresh, which still meets a 401, does refresh.
+    assert_eq!(
+        browser
+            .run("return await window.refreshdDemo.client.refresh(Date.now());")
+            .await,
+        true
+    );
+    assert_eq!(rotations(&app).await, before + 2);
+    browser.close().await;
+}
+
 /// A static site on its own port: an SPA that copied refreshd-client.js.
 async fn spa_server() -> (u16, actix_web::dev::ServerHandle) {
     let client_module = std::fs::read_to_string(
