@@ -4,6 +4,9 @@ FROM rust:1-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# Compiled into the binary: the demo page's template (askama) and its assets (include_str!).
+COPY templates ./templates
+COPY static ./static
 # Cargo reads every target the manifest names, tests included.
 COPY tests ./tests
 RUN cargo build --release --locked --bin refreshd

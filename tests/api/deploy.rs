@@ -70,6 +70,10 @@ fn compose_starts_refreshd_after_a_healthy_redis_with_a_volume() {
             .unwrap()
             .contains("refreshd user add demo")
     );
+    assert_eq!(
+        services["demo-user"]["env_file"][0]["path"],
+        Value::from(".env")
+    );
 }
 
 #[test]
@@ -104,15 +108,152 @@ fn the_image_is_multi_stage_non_root_and_checks_its_health() {
             .any(|l| l.starts_with("HEALTHCHECK ") && l.contains("refreshd\", \"healthcheck"))
     );
     assert!(instructions.contains(&"EXPOSE 8000"));
-    // What the build copies exists.
-    for path in ["Cargo.toml", "Cargo.lock", "src", "tests"] {
+    // The build stage copies every input of the build: the manifest and lock, the source, every
+    // file the source pulls in at compile time (include_str!, askama's templates/), and the
+    // target paths the manifest names.
+    let copied: Vec<&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("COPY ") && !l.starts_with("COPY --from"))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words[1..words.len() - 1].to_vec()
+        })
+        .collect();
+    let inputs = build_inputs();
+    assert!(inputs.contains("templates"), "{inputs:?}");
+    assert!(inputs.contains("static"), "{inputs:?}");
+    for input in &inputs {
         assert!(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(path)
-                .exists(),
-            "{path}"
+            copied.contains(&input.as_str()),
+            "the Dockerfile does not copy {input}, which the build reads; it copies {copied:?}"
         );
+        assert!(root().join(input).exists(), "{input}");
     }
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The top-level files and directories `cargo build` of this package reads.
+fn build_inputs() -> std::collections::BTreeSet<String> {
+    let root = root();
+    let mut inputs: std::collections::BTreeSet<String> =
+        ["Cargo.toml", "Cargo.lock", "src"].map(String::from).into();
+    let top = |path: &std::path::Path| -> String {
+        let relative = path.strip_prefix(&root).unwrap_or(path);
+        let first = relative
+            .components()
+            .next()
+            .expect("a path inside the repository");
+        first.as_os_str().to_string_lossy().into_owned()
+    };
+    // Target paths named in the manifest.
+    for line in repo_file("Cargo.toml").lines() {
+        if let Some(path) = line.trim().strip_prefix("path = \"") {
+            inputs.insert(top(&root.join(path.trim_end_matches('"'))));
+        }
+    }
+    // Files included at compile time, and askama's template directory.
+    let mut dirs = vec![root.join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let whole = std::fs::read_to_string(&path).unwrap();
+            // Unit tests are not part of a release build.
+            let text = whole.split("#[cfg(test)]\nmod tests").next().unwrap();
+            for piece in text.split("include_str!(\"").skip(1) {
+                let included = piece.split('"').next().unwrap();
+                let resolved = path.parent().unwrap().join(included);
+                let normal: std::path::PathBuf =
+                    resolved
+                        .components()
+                        .fold(std::path::PathBuf::new(), |mut acc, c| {
+                            match c {
+                                std::path::Component::ParentDir => {
+                                    acc.pop();
+                                }
+                                other => acc.push(other),
+                            }
+                            acc
+                        });
+                inputs.insert(top(&normal));
+            }
+            if text.contains("#[template(") {
+                inputs.insert("templates".into());
+            }
+        }
+    }
+    inputs
+}
+
+#[test]
+fn the_demo_user_service_adds_demo_once_and_never_in_production() {
+    let compose: Value = serde_yaml::from_str(&repo_file("docker-compose.yml")).unwrap();
+    let script = compose["services"]["demo-user"]["entrypoint"][2]
+        .as_str()
+        .unwrap()
+        // Compose turns $$ into $.
+        .replace("$$", "$");
+    let redis = crate::helpers::RedisProcess::start(false);
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_refreshd"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let run = |app_env: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+            .env("REDIS_URL", redis.url())
+            .env("APP_ENV", app_env)
+            .env("RUST_LOG", "error")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let users = || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .args(["user", "list"])
+            .env_clear()
+            .env("REDIS_URL", redis.url())
+            .env("RUST_LOG", "error")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run("production").contains("no demo user"));
+    assert_eq!(users(), "", "no user in production");
+    run("development");
+    assert!(users().contains("\tdemo\tactive"), "{}", users());
+    assert!(run("development").contains("user demo exists"));
+    assert_eq!(users().lines().count(), 1);
+    // Without a Redis the service fails, so refreshd does not start without its demo user.
+    redis.stop();
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin_dir.display()))
+        .env("REDIS_URL", redis.url())
+        .env("RUST_LOG", "error")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
 
 #[test]
