@@ -356,11 +356,16 @@ impl AuthService {
     }
 
     /// "Log out everywhere": ends every session of the refresh token's user. Like logout, a
-    /// missing or invalid token has nothing to end.
+    /// missing or invalid token has nothing to end. Neither has a retired or revoked one: a stolen
+    /// copy that reuse detection already cut off must not keep logging its victim out of every
+    /// device for the rest of its life.
     pub async fn logout_all(&self, token: Option<&str>) -> Result<(), AuthError> {
         let Some(Ok(claims)) = token.map(|t| self.decode_refresh(t)) else {
             return Ok(());
         };
+        if let CheckOutcome::Revoked = self.store.check_token(&token_check(&claims)).await? {
+            return Ok(());
+        }
         // The presented token's own session first: a token minted elsewhere may have none yet.
         self.revoke(&claims).await?;
         self.store.end_all_sessions(&claims.user_id).await?;

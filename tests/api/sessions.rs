@@ -15,6 +15,7 @@ on_every_store!(
     ending_the_current_session_expires_its_cookies,
     nobody_can_list_or_end_another_users_sessions,
     logout_all_ends_every_session_of_the_user,
+    a_retired_refresh_token_cannot_log_the_user_out_everywhere,
     a_revoked_sessions_tokens_are_refused_on_every_route,
     a_logout_racing_a_refresh_never_leaves_the_session_alive,
     a_cross_site_session_deletion_is_refused,
@@ -248,6 +249,45 @@ async fn logout_all_ends_every_session_of_the_user(backend: Backend) {
     assert_eq!(
         app.list(&fresh.access).await.json.as_array().unwrap().len(),
         1
+    );
+}
+
+async fn a_retired_refresh_token_cannot_log_the_user_out_everywhere(backend: Backend) {
+    let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "0")]).await;
+    let name = unique("lee");
+    app.add_user(&name, "pw").await;
+    let phone = app.login_as(&name, "phone").await;
+    // The laptop rotates; a stolen copy of its old refresh token is replayed, reuse detection
+    // ends the laptop's session, and the thief is left holding a dead token.
+    let stolen = app.login_as(&name, "laptop").await;
+    assert_detail(
+        &app.refresh_with_cookie(&stolen.refresh).await,
+        200,
+        REFRESHED,
+    );
+    assert_detail(
+        &app.refresh_with_cookie(&stolen.refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    let reply = Reply::read(
+        app.client
+            .post(app.url("/api/auth/logout/"))
+            .header("cookie", format!("refresh_token={}", stolen.refresh))
+            .json(&json!({"all": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&reply, 200, LOGGED_OUT);
+    assert_cookies_expired(&reply);
+    // The dead token ended nothing: the phone's session lives on.
+    assert_eq!(app.me_with_cookie(&phone.access).await.status, 200);
+    assert_detail(
+        &app.refresh_with_cookie(&phone.refresh).await,
+        200,
+        REFRESHED,
     );
 }
 
