@@ -52,7 +52,8 @@ impl Histogram {
     }
 }
 
-/// How a refresh ended (SPEC §8's names).
+/// How a refresh ended (SPEC §8's names, and `error` for a 500, which is a bug and must not hide
+/// among the outages).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
     Ok,
@@ -62,10 +63,11 @@ pub enum RefreshOutcome {
     InvalidUser,
     Missing,
     StoreUnavailable,
+    Error,
 }
 
 impl RefreshOutcome {
-    const ALL: [RefreshOutcome; 7] = [
+    const ALL: [RefreshOutcome; 8] = [
         RefreshOutcome::Ok,
         RefreshOutcome::GraceReplay,
         RefreshOutcome::ReuseRevoked,
@@ -73,6 +75,7 @@ impl RefreshOutcome {
         RefreshOutcome::InvalidUser,
         RefreshOutcome::Missing,
         RefreshOutcome::StoreUnavailable,
+        RefreshOutcome::Error,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -83,6 +86,7 @@ impl RefreshOutcome {
             RefreshOutcome::InvalidUser => "invalid_user",
             RefreshOutcome::Missing => "missing",
             RefreshOutcome::StoreUnavailable => "store_unavailable",
+            RefreshOutcome::Error => "error",
         }
     }
 }

@@ -271,10 +271,15 @@ fn user_from_fields(id: &UserId, fields: &[Option<String>]) -> Option<User> {
     }
 }
 
-/// Connection trouble, timeouts and a Redis that is loading, read-only or out of memory are
-/// outages (503); an error in a script or a reply this code cannot read is a bug (500).
+/// Connection trouble, timeouts and a Redis that is loading, read-only, out of memory or out of
+/// client slots are outages (503); an error in a script or a reply this code cannot read is a
+/// bug (500).
 fn unavailable(e: redis::RedisError) -> StoreError {
     use redis::{ErrorKind, ServerErrorKind};
+    // A plain ERR, but a capacity limit of the server, not a bug of ours.
+    if e.to_string().contains("max number of clients reached") {
+        return StoreError::Unavailable(e.to_string());
+    }
     match e.kind() {
         ErrorKind::UnexpectedReturnType
         | ErrorKind::Parse

@@ -96,6 +96,7 @@ async fn metrics_count_refreshes_and_logins_by_outcome_and_time_routes_and_store
         ("invalid_user", 1),
         ("missing", 1),
         ("store_unavailable", 0),
+        ("error", 0),
     ] {
         assert_eq!(
             metric(

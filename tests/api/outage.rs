@@ -46,13 +46,36 @@ async fn with_redis_stopped_every_store_route_answers_503_and_recovers_after_res
         "four 503s took {:?}",
         started.elapsed()
     );
-    // The process itself is alive.
+    // The process itself is alive, and counts the outage as an outage, not as a bug.
     assert_eq!(
         Reply::read(app.client.get(app.url("/healthz")).send().await.unwrap())
             .await
             .status,
         200
     );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, want) in [
+        (
+            "refreshd_refreshes_total{outcome=\"store_unavailable\"} ",
+            "1",
+        ),
+        ("refreshd_refreshes_total{outcome=\"error\"} ", "0"),
+        ("refreshd_logins_total{outcome=\"store_unavailable\"} ", "1"),
+    ] {
+        assert_eq!(
+            metrics.lines().find_map(|l| l.strip_prefix(series)),
+            Some(want),
+            "{series}"
+        );
+    }
 
     redis.restart();
     let (reply, took) = refresh_once_back(&app, &tokens.refresh, Duration::from_secs(10)).await;
