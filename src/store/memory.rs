@@ -221,6 +221,12 @@ impl Store for MemoryStore {
             if blacklisted {
                 return Ok(RefreshOutcome::Revoked);
             }
+            // A token minted elsewhere for a user who is not here, or not active, starts nothing.
+            match inner.users.get(&r.user_id).map(|u| u.is_active) {
+                None => return Ok(RefreshOutcome::UserMissing),
+                Some(false) => return Ok(RefreshOutcome::UserInactive),
+                Some(true) => {}
+            }
             let rec = SessionRec::new(&r.jti, r.adopt_end, r.now_ms, keep_presented_ms, &r.client);
             inner.insert_session(key.clone(), rec);
         }

@@ -392,6 +392,9 @@ async fn a_token_for_a_user_that_does_not_exist_is_invalid_token_user(backend: B
     let reply = app.refresh_with_body(&token).await;
     assert_detail(&reply, 401, INVALID_TOKEN_USER);
     assert_cookies_expired(&reply);
+    // Nothing was stored for the stranger: no session, no index entry.
+    let stranger = refreshd::domain::UserId::parse("987654321").unwrap();
+    assert_eq!(app.store.session_footprint(&stranger).await.unwrap(), 0);
 }
 
 async fn an_oversized_body_is_413_and_leaves_the_cookies_alone(backend: Backend) {

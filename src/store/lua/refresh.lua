@@ -44,6 +44,14 @@ if not cur then
   if redis.call('EXISTS', KEYS[3]) == 1 then
     return {'revoked'}
   end
+  -- A token minted elsewhere for a user who is not here, or not active, starts nothing.
+  local a = redis.call('HGET', KEYS[1], 'active')
+  if not a then
+    return {'no_user'}
+  end
+  if a ~= '1' then
+    return {'inactive'}
+  end
   cur = jti
   send = ARGV[14]
   local keep = (tonumber(ARGV[2]) + leeway) * 1000
