@@ -271,6 +271,11 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                     return direct;
                 }
                 return match std::fs::read_to_string(&path) {
+                    Ok(text) if text.trim().is_empty() => {
+                        self.problems
+                            .push(format!("{file_var}={path} is empty: put the value in it"));
+                        None
+                    }
                     Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
                     Err(e) => {
                         self.problems
@@ -427,15 +432,15 @@ impl Settings {
             cookie_secure,
             cookie_samesite: samesite,
             refresh_cookie_path: r.string("REFRESH_COOKIE_PATH"),
+            // Spelled as browsers send an Origin, so that CORS (an exact match) and the CSRF
+            // check agree on what is listed.
             cors_allowed_origins: r
                 .string("CORS_ALLOWED_ORIGINS")
                 .split(',')
-                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .map(canonical_origin)
                 .filter(|s| !s.is_empty())
                 .collect(),
-            public_origin: r
-                .optional("PUBLIC_ORIGIN")
-                .map(|s| s.trim_end_matches('/').to_owned()),
+            public_origin: r.optional("PUBLIC_ORIGIN").map(|s| canonical_origin(&s)),
             session_max_lifetime,
             login_max_failures: r.parsed("LOGIN_MAX_FAILURES", 10, |s| {
                 s.parse::<u32>()
@@ -503,19 +508,20 @@ impl Settings {
                 ));
                 continue;
             }
-            if (name.starts_with("__Host-") || name.starts_with("__Secure-")) && !self.cookie_secure
+            // Browsers match the prefixes without regard to case.
+            if (has_prefix(name, "__Host-") || has_prefix(name, "__Secure-")) && !self.cookie_secure
             {
                 problems.push(format!(
                     "{var}={name} requires COOKIE_SECURE=true (browsers drop prefixed cookies without Secure)"
                 ));
             }
-            if name.starts_with("__Host-") && self.cookie_domain.is_some() {
+            if has_prefix(name, "__Host-") && self.cookie_domain.is_some() {
                 problems.push(format!(
                     "{var}={name} forbids COOKIE_DOMAIN (a __Host- cookie is bound to one host)"
                 ));
             }
         }
-        if self.refresh_cookie_name.starts_with("__Host-") && self.refresh_cookie_path != "/" {
+        if has_prefix(&self.refresh_cookie_name, "__Host-") && self.refresh_cookie_path != "/" {
             problems.push(format!(
                 "REFRESH_COOKIE_NAME={} requires REFRESH_COOKIE_PATH=/ (a __Host- cookie must have Path=/)",
                 self.refresh_cookie_name
@@ -588,8 +594,26 @@ impl Settings {
         if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
             problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: name one store".into());
         }
+        // This build speaks plain Redis only: a rediss:// URL would fail at the first connection
+        // with the client library's words instead of ours.
+        const NO_TLS: &str = "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel (stunnel, a sidecar) and name it redis://";
+        if let Some(url) = &self.redis_url {
+            let url = String::from_utf8_lossy(url.expose());
+            if url.starts_with("rediss://") {
+                problems.push(format!("REDIS_URL: {NO_TLS}"));
+            } else if !(url.starts_with("redis://")
+                || url.starts_with("unix://")
+                || url.starts_with("redis+unix://"))
+            {
+                problems.push(
+                    "REDIS_URL must be a redis://[user:password@]host:port[/db] URL (or unix:///path/to/socket)".into(),
+                );
+            }
+        }
         for node in &self.redis_cluster_nodes {
-            if !(node.starts_with("redis://") || node.starts_with("rediss://")) {
+            if node.starts_with("rediss://") {
+                problems.push(format!("REDIS_CLUSTER_NODES: {NO_TLS}"));
+            } else if !node.starts_with("redis://") {
                 problems.push(format!(
                     "REDIS_CLUSTER_NODES: {node:?} is not a redis://host:port URL"
                 ));
@@ -795,6 +819,26 @@ fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, String> {
         .collect()
 }
 
+/// Whether a cookie name carries a prefix, in any case (as browsers compare them).
+fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}
+
+/// An origin as a browser serialises it: lower case, no trailing slash, no default port. Equal
+/// origins then compare equal however an operator spelled them.
+pub fn canonical_origin(origin: &str) -> String {
+    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    for (scheme, port) in [("http://", ":80"), ("https://", ":443")] {
+        if o.starts_with(scheme)
+            && let Some(stripped) = o.strip_suffix(port)
+        {
+            return stripped.to_owned();
+        }
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -924,6 +968,14 @@ mod tests {
             p.iter().any(|m| m.contains("forbids COOKIE_DOMAIN")),
             "{p:#?}"
         );
+        // Browsers read the prefix in any case, and so does the check.
+        let p = problems(&[
+            ("ACCESS_COOKIE_NAME", "__host-access"),
+            ("COOKIE_DOMAIN", "example.com"),
+            ("COOKIE_SECURE", "true"),
+        ]);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].contains("forbids COOKIE_DOMAIN"), "{p:#?}");
         assert!(settings(&[("ACCESS_COOKIE_NAME", "bad name")]).is_err());
         assert!(
             settings(&[
@@ -947,6 +999,25 @@ mod tests {
             s.cors_allowed_origins,
             vec!["https://app.example.com", "http://localhost:5173"]
         );
+        // Spelled as a browser sends an Origin: CORS matches exactly, so a listed
+        // `https://App.example.com:443` must still match `https://app.example.com`.
+        let s = settings(&[
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://App.Example.com:443,http://localhost:80,http://x.example:8080",
+            ),
+            ("PUBLIC_ORIGIN", "HTTPS://Auth.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.cors_allowed_origins,
+            vec![
+                "https://app.example.com",
+                "http://localhost",
+                "http://x.example:8080"
+            ]
+        );
+        assert_eq!(s.public_origin.as_deref(), Some("https://auth.example.com"));
     }
 
     #[test]
@@ -964,6 +1035,18 @@ mod tests {
             p,
             vec!["SIGNING_KEY and SIGNING_KEY_FILE are both set: keep one"]
         );
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let p = problems(&[("SIGNING_KEY_FILE", empty.to_str().unwrap())]);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].ends_with("is empty: put the value in it"), "{p:#?}");
+        let p = problems(&[("REDIS_URL", "rediss://cache:6380/")]);
+        assert!(
+            p[0].starts_with("REDIS_URL: rediss:// (TLS) is not built in"),
+            "{p:#?}"
+        );
+        let p = problems(&[("REDIS_URL", "cache:6379")]);
+        assert!(p[0].starts_with("REDIS_URL must be a redis://"), "{p:#?}");
         let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
         assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
         std::fs::remove_dir_all(dir).unwrap();

@@ -86,8 +86,16 @@ async fn main() -> ExitCode {
             }
         };
     }
-    // Real environment variables win over .env; a missing .env is fine.
-    let _ = dotenvy::dotenv();
+    // Real environment variables win over .env (in the working directory); a missing .env is
+    // fine, a malformed one is not: half-read settings would start a server nobody configured.
+    match dotenvy::from_path(".env") {
+        Ok(()) => {}
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            eprintln!("refreshd: .env: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let settings = match Settings::from_lookup(|k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {

@@ -7,6 +7,8 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 use ipnet::IpNet;
 
+use crate::config::canonical_origin as canonical;
+
 /// What the check needs to know about the server.
 #[derive(Clone, Debug)]
 pub struct CsrfPolicy {
@@ -75,23 +77,6 @@ fn origin_of_url(url: &str) -> Option<String> {
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit('@').next()?;
     (!host.is_empty() && matches!(scheme, "http" | "https")).then(|| format!("{scheme}://{host}"))
-}
-
-/// Lower-cases the origin and drops the scheme's default port, so that equal origins compare
-/// equal however they were spelled.
-fn canonical(origin: &str) -> String {
-    let o = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    if let Some(stripped) = o.strip_suffix(":80")
-        && o.starts_with("http://")
-    {
-        return stripped.to_owned();
-    }
-    if let Some(stripped) = o.strip_suffix(":443")
-        && o.starts_with("https://")
-    {
-        return stripped.to_owned();
-    }
-    o
 }
 
 #[cfg(test)]
