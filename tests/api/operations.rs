@@ -168,7 +168,31 @@ async fn sigterm_lets_an_in_flight_request_finish_and_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_of_a_whole_session_holds_no_token_cookie_or_authorization_value() {
-    let server = ServerProcess::start(&[("RUST_LOG", "trace"), ("LOG_FORMAT", "json")]);
+    // On the in-process store, and on Redis, whose client library logs at trace level too.
+    the_log_of_a_whole_session_is_clean(&[]).await;
+    let redis = RedisProcess::start(false);
+    let add = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .args(["user", "add", "demo"])
+        .env_clear()
+        .env("REDIS_URL", redis.url())
+        .current_dir(std::env::temp_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(b"demo\n")?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(add.success());
+    the_log_of_a_whole_session_is_clean(&[("REDIS_URL", &redis.url())]).await;
+}
+
+async fn the_log_of_a_whole_session_is_clean(store: &[(&str, &str)]) {
+    let mut env = vec![("RUST_LOG", "trace"), ("LOG_FORMAT", "json")];
+    env.extend_from_slice(store);
+    let server = ServerProcess::start(&env);
     let client = reqwest::Client::new();
     let login = Reply::read(
         client
@@ -208,6 +232,8 @@ async fn the_log_of_a_whole_session_holds_no_token_cookie_or_authorization_value
     let (exit, log) = server.wait();
     assert!(exit.success());
 
+    let on_redis = store.iter().any(|(k, _)| *k == "REDIS_URL");
+    assert_eq!(log.contains("using Redis at REDIS_URL"), on_redis, "{log}");
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not a JSON line: {l}")))
@@ -272,4 +298,55 @@ fn check_config_prints_the_effective_settings_without_secrets() {
         err.contains("COOKIE_SAMESITE=None") && err.contains("LEEWAY"),
         "{err}"
     );
+}
+
+#[test]
+fn dotenv_and_secret_files_are_read_and_the_real_environment_wins() {
+    let dir = std::env::temp_dir().join(unique("refreshd-dotenv"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("signing-key");
+    std::fs::write(&key_file, "a-key-from-a-docker-secret-0123456789\n").unwrap();
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "# as in .env.example\nACCESS_TOKEN_LIFETIME=5m\nCOOKIE_DOMAIN=from-dotenv.example\nSIGNING_KEY_FILE={}\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .arg("check-config")
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[("ACCESS_TOKEN_LIFETIME", "7m")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("ACCESS_TOKEN_LIFETIME=7m"),
+        "the real variable wins: {text}"
+    );
+    assert!(text.contains("COOKIE_DOMAIN=from-dotenv.example"), "{text}");
+    assert!(text.contains("SIGNING_KEY=(set, 37 bytes)"), "{text}");
+    assert!(!text.contains("docker-secret"), "{text}");
+
+    // A .env that cannot be read whole stops start-up instead of half-configuring it.
+    std::fs::write(
+        dir.join(".env"),
+        "ACCESS_TOKEN_LIFETIME=5m\nthis line is not a setting\n",
+    )
+    .unwrap();
+    let out = run(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refreshd: .env:"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -404,8 +404,36 @@ async fn an_oversized_body_is_413_and_leaves_the_cookies_alone(backend: Backend)
     let reply = app.post_json("/api/auth/token/refresh/", &body).await;
     assert_detail(&reply, 413, BODY_TOO_LARGE);
     assert_no_cookies(&reply);
+    // The same streamed without a Content-Length, on both APIs, with the cookie there too.
+    for path in ["/api/auth/token/refresh/", "/api/token/refresh/"] {
+        let text = body.to_string().into_bytes();
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            text.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+        let reply = Reply::read(
+            app.client
+                .post(app.url(path))
+                .header("cookie", format!("refresh_token={}", tokens.refresh))
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                    chunks,
+                )))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_detail(&reply, 413, BODY_TOO_LARGE);
+        assert_no_cookies(&reply);
+    }
+    // Nothing was consumed, and a body of exactly 16 KiB is still within bounds.
+    let pad = 16 * 1024
+        - json!({"refresh": tokens.refresh, "pad": ""})
+            .to_string()
+            .len();
+    let body = json!({"refresh": tokens.refresh, "pad": "x".repeat(pad)});
+    assert_eq!(body.to_string().len(), 16 * 1024);
     assert_detail(
-        &app.refresh_with_body(&tokens.refresh).await,
+        &app.post_json("/api/auth/token/refresh/", &body).await,
         200,
         REFRESHED,
     );
@@ -627,4 +655,37 @@ async fn cookie_attributes_follow_the_settings(backend: Backend) {
         failed.cookie("rt").unwrap().raw,
         "rt=; HttpOnly; Path=/api/auth/; Max-Age=0; SameSite=Strict; Secure"
     );
+
+    // A cookie domain, set and expired alike (a cookie expired without its Domain stays).
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("COOKIE_DOMAIN", "example.com"),
+            ("COOKIE_SAMESITE", "None"),
+            ("COOKIE_SECURE", "true"),
+            ("ACCESS_TOKEN_LIFETIME", "5m"),
+        ],
+    )
+    .await;
+    let (_, tokens) = app.logged_in().await;
+    let refreshed = app.refresh_with_cookie(&tokens.refresh).await;
+    assert_detail(&refreshed, 200, REFRESHED);
+    let at = refreshed.cookie("access_token").unwrap();
+    assert_eq!(
+        at.raw,
+        format!(
+            "access_token={}; HttpOnly; Path=/; Max-Age=300; SameSite=None; Secure; Domain=example.com",
+            at.value
+        )
+    );
+    let failed = app.refresh_with_cookie("garbage").await;
+    assert_detail(&failed, 401, INVALID_REFRESH);
+    for name in ["access_token", "refresh_token"] {
+        assert_eq!(
+            failed.cookie(name).unwrap().raw,
+            format!(
+                "{name}=; HttpOnly; Path=/; Max-Age=0; SameSite=None; Secure; Domain=example.com"
+            )
+        );
+    }
 }
