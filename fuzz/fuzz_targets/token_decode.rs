@@ -1,5 +1,10 @@
-//! The token decode path (header, algorithm pinning, kid, signature, claims) never panics and
-//! never accepts a token it did not sign.
+//! The token decode path (header, algorithm pinning, kid, signature, claims) never panics, never
+//! accepts a token it did not sign, and of the tokens it did sign accepts only unexpired ones
+//! whose ids are safe to put in a store key.
+//!
+//! The first byte picks the mode. Forged: the rest is the token text, as an attacker sends it.
+//! Signed: the rest is a claims object, signed with the server's own key, so that the fuzzer gets
+//! past the signature to the claim checks.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -8,18 +13,52 @@ use libfuzzer_sys::fuzz_target;
 use refreshd::config::Settings;
 use refreshd::tokens::TokenCodec;
 
+const KEY: &str = "fuzz-signing-key-0123456789-0123456789";
+
 fn codec() -> &'static TokenCodec {
     static CODEC: OnceLock<TokenCodec> = OnceLock::new();
     CODEC.get_or_init(|| {
-        let settings = Settings::from_lookup(|k| {
-            (k == "SIGNING_KEY").then(|| "fuzz-signing-key-0123456789-0123456789".to_owned())
-        })
-        .unwrap();
+        let settings = Settings::from_lookup(|k| (k == "SIGNING_KEY").then(|| KEY.to_owned()))
+            .unwrap();
         TokenCodec::new(&settings).unwrap()
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let token = String::from_utf8_lossy(data);
-    assert!(codec().decode_any(&token).is_err(), "accepted a forged token: {token:?}");
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode % 2 == 0 {
+        let token = String::from_utf8_lossy(rest);
+        assert!(
+            codec().decode_any(&token).is_err(),
+            "accepted a forged token: {token:?}"
+        );
+        return;
+    }
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(rest) else {
+        return;
+    };
+    // Signed as SimpleJWT signs: no kid, so the server tries its key.
+    let Ok(token) = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes()),
+    ) else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if let Ok(read) = codec().decode_any(&token) {
+        assert!(read.exp >= now, "accepted an expired token: {claims}");
+        // Ids become parts of store keys: nothing that could reshape a key or its hash tag.
+        for id in [read.jti.as_str(), read.user_id.as_str()] {
+            assert!(
+                !id.is_empty() && !id.contains(['{', '}', ':', ' ']),
+                "accepted a key-unsafe id {id:?}: {claims}"
+            );
+        }
+    }
 });

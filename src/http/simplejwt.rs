@@ -49,15 +49,20 @@ async fn fields(req: &HttpRequest, payload: web::Payload) -> Result<Map<String, 
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
     if is_form {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).map_err(|e| {
-            ApiError::BadRequest(json!({ "detail": format!("Form parse error - {e}") }))
-        })?;
-        return Ok(pairs
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect());
+        return form_object(&body);
     }
     json_object(&body)
+}
+
+/// A urlencoded form as the fields of an object; every value is a string, as in Django.
+pub fn form_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
+        ApiError::BadRequest(json!({ "detail": format!("Form parse error - {e}") }))
+    })?;
+    Ok(pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect())
 }
 
 /// One required string field, or Django REST framework's 400 naming it.
