@@ -190,9 +190,16 @@ impl Metrics {
         self.refreshes[outcome as usize].load(Relaxed)
     }
 
-    /// The Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// The Prometheus text exposition format, with counters kept elsewhere appended as
+    /// `(name, help, value)`.
+    pub fn render(&self, counters: &[(&str, &str, u64)]) -> String {
         let mut out = String::with_capacity(8 * 1024);
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
         out.push_str("# HELP refreshd_refreshes_total Refresh requests by outcome.\n");
         out.push_str("# TYPE refreshd_refreshes_total counter\n");
         for o in RefreshOutcome::ALL {
@@ -251,7 +258,7 @@ mod tests {
         m.request(Some("cookie.refresh"), Duration::from_micros(300));
         m.request(Some("nope"), Duration::from_millis(3));
         m.store_call(Duration::from_micros(80));
-        let text = m.render();
+        let text = m.render(&[]);
         assert!(
             text.contains("refreshd_refreshes_total{outcome=\"ok\"} 2\n"),
             "{text}"

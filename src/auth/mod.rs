@@ -161,6 +161,11 @@ impl AuthService {
         &self.codec
     }
 
+    /// How many password verifications logins have run.
+    pub fn password_checks(&self) -> u64 {
+        self.passwords.checks()
+    }
+
     /// Checks the credentials and starts a session. An unknown user, a wrong password and an
     /// inactive user all cost one argon2 verification and give the same error.
     pub async fn login(

@@ -3,6 +3,7 @@
 //! that serve refreshes, and a burst of logins cannot grow the heap by a fresh 19 MiB buffer per
 //! login (the allocator would keep them).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -75,6 +76,9 @@ pub struct Passwords {
     jobs: mpsc::Sender<Job>,
     /// Bounds the logins waiting for a hashing thread.
     permits: Arc<Semaphore>,
+    /// How many verifications the hashing threads have run: one per login that reaches the
+    /// check, whether or not its user exists.
+    checks: Arc<AtomicU64>,
 }
 
 impl Passwords {
@@ -85,8 +89,10 @@ impl Passwords {
             .unwrap_or(1);
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let checks = Arc::new(AtomicU64::new(0));
         for _ in 0..threads {
             let queue = queue.clone();
+            let checks = checks.clone();
             std::thread::Builder::new()
                 .name("refreshd-argon2".into())
                 .spawn(move || {
@@ -100,6 +106,7 @@ impl Passwords {
                         };
                         let Ok(job) = job else { return };
                         let ok = verify_with(&mut blocks, &job.password, &job.hash);
+                        checks.fetch_add(1, Ordering::Relaxed);
                         let _ = job.reply.send(ok);
                     }
                 })
@@ -109,7 +116,13 @@ impl Passwords {
             dummy_hash: hash_password("refreshd: no such user"),
             jobs,
             permits: Arc::new(Semaphore::new(threads * 8)),
+            checks,
         }
+    }
+
+    /// How many password verifications have run.
+    pub fn checks(&self) -> u64 {
+        self.checks.load(Ordering::Relaxed)
     }
 
     /// Checks `password` against `hash`, or against the dummy hash when there is no user.
@@ -149,6 +162,25 @@ mod tests {
         assert!(!p.verify("Correct horse", Some(&hash)).await);
         assert!(!p.verify("correct horse", None).await);
         assert!(!p.verify("x", Some("not a hash")).await);
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_costs() {
+        // An unknown user is checked against the dummy hash: same algorithm, version and
+        // parameters as a user's hash, so the same work.
+        let cost = |phc: &str| {
+            let parsed = PasswordHash::new(phc).unwrap();
+            (
+                parsed.algorithm.to_string(),
+                parsed.version,
+                Params::try_from(&parsed).unwrap(),
+                parsed.hash.unwrap().len(),
+            )
+        };
+        assert_eq!(
+            cost(&Passwords::new().dummy_hash),
+            cost(&hash_password("a user's password"))
+        );
     }
 
     #[test]

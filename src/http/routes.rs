@@ -163,7 +163,11 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
             "text/plain; version=0.0.4; charset=utf-8",
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(state.metrics.render())
+        .body(state.metrics.render(&[(
+            "refreshd_password_checks_total",
+            "Password verifications run by logins (unknown users included).",
+            state.auth.password_checks(),
+        )]))
 }
 
 /// The public keys that verify this server's tokens; caches may keep them for five minutes.

@@ -68,12 +68,42 @@ async fn wrong_password_unknown_user_and_inactive_user_get_the_same_401(backend:
     let app = spawn_app(backend).await;
     let name = unique("bob");
     app.add_user(&name, "right").await;
+    // Each failure costs one password verification, whether or not the user exists, so that
+    // the time taken does not tell which usernames are real.
+    let checks = || async {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("refreshd_password_checks_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
+    };
+    let mut before = checks().await;
+    let mut one_check_each = |label: &str, now: u64| {
+        assert_eq!(now, before + 1, "{label}: one verification");
+        before = now;
+    };
     assert_detail(&app.login(&name, "wrong").await, 401, BAD_CREDENTIALS);
+    one_check_each("wrong password", checks().await);
     assert_detail(
         &app.login(&unique("nobody"), "right").await,
         401,
         BAD_CREDENTIALS,
     );
+    one_check_each("unknown user", checks().await);
+    assert_detail(
+        &app.login(&"x".repeat(200), "right").await,
+        401,
+        BAD_CREDENTIALS,
+    );
+    one_check_each("impossible username", checks().await);
     app.store
         .set_user_active(&refreshd::domain::Username::parse(&name).unwrap(), false)
         .await
@@ -81,6 +111,7 @@ async fn wrong_password_unknown_user_and_inactive_user_get_the_same_401(backend:
     let reply = app.login(&name, "right").await;
     assert_detail(&reply, 401, BAD_CREDENTIALS);
     assert_no_cookies(&reply);
+    one_check_each("inactive user", checks().await);
 }
 
 async fn missing_and_malformed_fields_are_400s_naming_the_field(backend: Backend) {
