@@ -18,6 +18,7 @@ mod me;
 mod openapi;
 mod operations;
 mod outage;
+mod readme;
 mod refresh;
 mod rotation;
 mod routes;
