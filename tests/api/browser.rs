@@ -161,6 +161,15 @@ impl Browser {
         .await;
     }
 
+    async fn set_size(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     async fn screenshot(&self, name: &str) {
         use base64::Engine;
         let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
@@ -387,6 +396,74 @@ async fn a_tab_learns_of_another_tabs_refresh_through_the_lock_manager_not_only_
         true
     );
     assert_eq!(rotations(&app).await, before + 2);
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn concurrent_401s_in_one_tab_share_one_refresh_and_the_page_fits_a_phone() {
+    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
+    let browser = Browser::start().await;
+    log_in_on_the_page(&browser, &app).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let before = rotations(&app).await;
+    let statuses = browser
+        .run(
+            "const { client, api } = window.refreshdDemo;
+             const calls = Array.from({ length: 6 }, () => client.fetch(api + 'me/').then((r) => r.status));
+             return await Promise.all(calls);",
+        )
+        .await;
+    assert_eq!(statuses, json!([200, 200, 200, 200, 200, 200]));
+    assert_eq!(
+        rotations(&app).await,
+        before + 1,
+        "one refresh for six 401s"
+    );
+    assert_eq!(
+        metric(&app, "refreshd_refreshes_total{outcome=\"grace_replay\"}").await,
+        0
+    );
+
+    // On a phone's width the page needs no sideways scrolling.
+    browser.set_size(390, 844).await;
+    browser.wait_for("window.innerWidth <= 400").await;
+    let overflow = browser
+        .run("return document.documentElement.scrollWidth - window.innerWidth;")
+        .await;
+    assert!(overflow.as_i64().unwrap() <= 0, "{overflow} px too wide");
+    browser.screenshot("phone.png").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates_once() {
+    // Where navigator.locks is missing, two tabs may refresh at the same moment. Two clients in
+    // one page stand for them (each has its own single-flight, as two tabs do) and race for
+    // certain: both present the same refresh cookie, and the server's reuse interval gives both
+    // the same successor.
+    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
+    let browser = Browser::start().await;
+    log_in_on_the_page(&browser, &app).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let before = rotations(&app).await;
+    let statuses = browser
+        .run(
+            "Object.defineProperty(navigator, 'locks', { value: undefined });
+             const { createClient } = await import('/static/refreshd-client.js');
+             const api = window.refreshdDemo.api;
+             const tabs = [0, 1].map(() => createClient({ refreshPath: api + 'token/refresh/' }));
+             return await Promise.all(tabs.map((c) => c.fetch(api + 'me/').then((r) => r.status)));",
+        )
+        .await;
+    assert_eq!(statuses, json!([200, 200]), "both stay logged in");
+    assert_eq!(rotations(&app).await, before + 1, "one rotation");
+    assert_eq!(
+        metric(&app, "refreshd_refreshes_total{outcome=\"grace_replay\"}").await,
+        1,
+        "the second refresh was answered from the reuse interval"
+    );
     browser.close().await;
 }
 

@@ -79,7 +79,7 @@ async fn tokens_travel_both_ways(alg: &str) {
 
     // SimpleJWT -> refreshd.
     let mut request = base.clone();
-    request["mint"] = json!(["str", "int"]);
+    request["mint"] = json!(["str", "int", "str-json", "int-cookie"]);
     let minted = simplejwt(request)["minted"].clone();
     let str_token = minted["str"]["refresh"].as_str().unwrap().to_owned();
     let int_token = minted["int"]["refresh"].as_str().unwrap().to_owned();
@@ -99,6 +99,22 @@ async fn tokens_travel_both_ways(alg: &str) {
         .post_json("/api/token/refresh/", &json!({"refresh": int_token}))
         .await;
     assert_eq!(by_json.status, 200, "{alg}: {}", by_json.text);
+    // And each form through the other API too.
+    let str_by_json = app
+        .post_json(
+            "/api/token/refresh/",
+            &json!({"refresh": minted["str-json"]["refresh"]}),
+        )
+        .await;
+    assert_eq!(str_by_json.status, 200, "{alg}: {}", str_by_json.text);
+    assert_eq!(
+        claims_of(str_by_json.json["refresh"].as_str().unwrap())["user_id"],
+        id.to_string()
+    );
+    let int_by_cookie = app
+        .refresh_with_cookie(minted["int-cookie"]["refresh"].as_str().unwrap())
+        .await;
+    assert_detail(&int_by_cookie, 200, REFRESHED);
     let me = Reply::read(
         app.client
             .get(app.url("/api/auth/me/"))

@@ -11,6 +11,7 @@ use crate::on_every_store;
 
 on_every_store!(
     the_list_shows_each_live_session_and_marks_the_current_one,
+    a_capped_session_shows_its_end_and_a_deactivated_user_sees_nothing,
     ending_one_session_leaves_the_others_working,
     ending_the_current_session_expires_its_cookies,
     nobody_can_list_or_end_another_users_sessions,
@@ -99,6 +100,42 @@ async fn the_list_shows_each_live_session_and_marks_the_current_one(backend: Bac
     assert_eq!(l["ends_at"], Value::Null);
     let keys: Vec<&str> = l.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys.len(), 7, "{keys:?}");
+}
+
+async fn a_capped_session_shows_its_end_and_a_deactivated_user_sees_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("SESSION_MAX_LIFETIME", "1h")]).await;
+    let name = unique("ivy");
+    let user = app.add_user(&name, "pw").await;
+    let t = app.login_as(&name, "a").await;
+    let list = app.list(&t.access).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let entry = &list.json[0];
+    let seconds = |field: &str| {
+        let text = entry[field].as_str().unwrap();
+        humantime::parse_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{field}={text}: {e}"))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let lifetime = seconds("ends_at") - seconds("created");
+    assert!(
+        (3599..=3601).contains(&lifetime),
+        "ends {lifetime} s after it began"
+    );
+
+    // Deactivated, the user's own access token no longer lists or ends anything.
+    app.store
+        .set_user_active(&user.username, false)
+        .await
+        .unwrap();
+    assert_detail(&app.list(&t.access).await, 401, INVALID_ACCESS);
+    assert_detail(&app.end(&t.access, &sid(&t)).await, 401, INVALID_ACCESS);
+    app.store
+        .set_user_active(&user.username, true)
+        .await
+        .unwrap();
+    assert_eq!(app.list(&t.access).await.status, 200, "active again");
 }
 
 async fn ending_one_session_leaves_the_others_working(backend: Backend) {

@@ -4,7 +4,7 @@ Reads a JSON object on standard input and prints one JSON object:
 
   {"key": "<SECRET_KEY>", "alg": "HS256", "user_id": 42, "username": "alice",
    "signing_key": "<PEM>", "verifying_key": "<PEM>",   # for RS256/ES256 only
-   "mint": ["str", "int"],                      # refresh tokens to mint with SimpleJWT
+   "mint": ["str", "int", "int-2"],             # refresh tokens to mint with SimpleJWT
    "check": {"name": "<token>", ...}}           # tokens minted elsewhere, to validate here
 
 Answers {"minted": {"str": {"refresh", "access"}, "int": {...}},
@@ -62,7 +62,7 @@ user = get_user_model().objects.create_user(
 minted = {}
 for form in request.get("mint", []):
     refresh = RefreshToken.for_user(user)  # writes user_id as a string (5.5)
-    if form == "int":
+    if form.split("-")[0] == "int":  # "int", or "int-<anything>" for another one
         refresh["user_id"] = user.id  # as 5.4 and earlier wrote it
     minted[form] = {"refresh": str(refresh), "access": str(refresh.access_token)}
 
