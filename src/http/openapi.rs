@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder,
-    PathItem, PathsBuilder, Ref, Required, ResponseBuilder, Type,
+    ArrayBuilder, ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi,
+    OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
 };
 
 use super::routes::{Me, RoutePrefixes, SessionView};
@@ -112,6 +112,17 @@ struct RouteDoc {
     responses: &'static [(u16, &'static str, Option<&'static str>)],
 }
 
+/// A named schema, or with a `[]` suffix an array of it.
+fn schema_ref(name: &str) -> RefOr<Schema> {
+    match name.strip_suffix("[]") {
+        Some(item) => ArrayBuilder::new()
+            .items(Ref::from_schema_name(item))
+            .build()
+            .into(),
+        None => Ref::from_schema_name(name).into(),
+    }
+}
+
 const UNAVAILABLE: (u16, &str, Option<&str>) = (
     503,
     "The store cannot be reached (fails closed)",
@@ -210,11 +221,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
         summary: "The caller's live sessions, the current one marked",
         request: None,
         responses: &[
-            (
-                200,
-                "The sessions, oldest first (an array)",
-                Some("SessionView"),
-            ),
+            (200, "The sessions, oldest first", Some("SessionView[]")),
             (
                 401,
                 "Not provided, or invalid, expired or revoked",
@@ -425,12 +432,17 @@ pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
             .into_iter()
             .find(|p| path.contains(&format!("{{{p}}}")))
         {
+            let mut schema = ObjectBuilder::new().schema_type(Type::String);
+            if param == "file" {
+                // The files there are, so that clients and test generators can name them.
+                schema = schema.enum_values(Some(super::pages::asset_names()));
+            }
             op = op.parameter(
                 ParameterBuilder::new()
                     .name(param)
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                    .schema(Some(schema)),
             );
         }
         if let Some((schema, required)) = route.request {
@@ -453,18 +465,20 @@ pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
             match schema {
                 Some(schema) => {
                     let content = ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name(*schema)))
+                        .schema(Some(schema_ref(schema)))
                         .build();
                     response = response.content("application/json", content);
                 }
                 None => {
-                    let content_type = match route.name {
-                        "metrics" => "text/plain",
-                        "page" => "text/html",
-                        "static" => "text/javascript",
-                        _ => "application/json",
+                    let content_types = match route.name {
+                        "metrics" => vec!["text/plain"],
+                        "page" => vec!["text/html"],
+                        "static" => super::pages::asset_media_types(),
+                        _ => vec!["application/json"],
                     };
-                    response = response.content(content_type, ContentBuilder::new().build());
+                    for content_type in content_types {
+                        response = response.content(content_type, ContentBuilder::new().build());
+                    }
                 }
             }
             op = op.response(status.to_string(), response.build());

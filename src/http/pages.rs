@@ -59,6 +59,22 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The names of the files under static/ (for the OpenAPI document).
+pub fn asset_names() -> Vec<&'static str> {
+    ASSETS.iter().map(|(name, _, _)| *name).collect()
+}
+
+/// Their media types, each once, without parameters.
+pub fn asset_media_types() -> Vec<&'static str> {
+    let mut types: Vec<&'static str> = ASSETS
+        .iter()
+        .map(|(_, content_type, _)| content_type.split(';').next().unwrap_or(content_type))
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    types
+}
+
 pub async fn asset(req: HttpRequest) -> HttpResponse {
     let name = req.match_info().get("file").unwrap_or("");
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
