@@ -18,6 +18,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_URL", ""),
     ("REDIS_CLUSTER_NODES", ""),
     ("STORE_TIMEOUT", "2s"),
+    ("SHUTDOWN_TIMEOUT", "10s"),
     ("SIGNING_KEY", ""),
     ("ALGORITHM", "HS256"),
     ("VERIFYING_KEY", ""),
@@ -153,6 +154,8 @@ pub struct Settings {
     /// A Redis Cluster's seed nodes (`redis://host:port` each), instead of REDIS_URL.
     pub redis_cluster_nodes: Vec<String>,
     pub store_timeout: Duration,
+    /// How long requests in flight may take to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
     pub signing_key: Secret,
     /// True when no SIGNING_KEY was given: the token layer makes a random key for this process.
     pub signing_key_generated: bool,
@@ -412,6 +415,7 @@ impl Settings {
                 .filter(|s| !s.is_empty())
                 .collect(),
             store_timeout: r.duration("STORE_TIMEOUT"),
+            shutdown_timeout: r.duration("SHUTDOWN_TIMEOUT"),
             signing_key,
             signing_key_generated,
             algorithm,
@@ -486,6 +490,10 @@ impl Settings {
         need(
             self.store_timeout >= Duration::from_millis(10),
             "STORE_TIMEOUT must be at least 10ms",
+        );
+        need(
+            self.shutdown_timeout >= Duration::from_secs(1),
+            "SHUTDOWN_TIMEOUT must be at least 1s (it counts whole seconds)",
         );
         need(
             is_claim_name(&self.user_id_claim),
@@ -686,6 +694,7 @@ impl Settings {
                     .join(","),
             ),
             ("STORE_TIMEOUT", d(self.store_timeout)),
+            ("SHUTDOWN_TIMEOUT", d(self.shutdown_timeout)),
             (
                 "SIGNING_KEY",
                 if self.signing_key_generated {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use refreshd::auth;
 use refreshd::config::{Algorithm, Settings};
 use refreshd::domain::{UserId, Username};
-use refreshd::startup::{Application, open_store};
+use refreshd::startup::{Application, StopSignals, open_store};
 use refreshd::store::{Store, StoreError};
 
 #[derive(Parser)]
@@ -218,6 +218,8 @@ fn healthcheck(bind_addr: &str) -> Result<(), String> {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
+    let signals =
+        StopSignals::listen().map_err(|e| format!("cannot listen for SIGTERM/SIGINT: {e}"))?;
     let app = Application::build(settings.clone())
         .await
         .map_err(|e| e.to_string())?;
@@ -229,7 +231,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         "refreshd listening: open http://{host}:{}/ in a browser for the demo page, or see the README's curl walk-through",
         app.port()
     );
-    app.stop_on_signals();
+    app.stop_on(signals);
     app.run_until_stopped().await.map_err(|e| e.to_string())?;
     log::info!("refreshd stopped");
     Ok(())

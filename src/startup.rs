@@ -119,8 +119,8 @@ impl Application {
         })
         .listen(listener)
         .map_err(bind_error)?
-        .shutdown_timeout(10)
-        // actix would stop at once on SIGINT; `stop_on_signals` drains on both.
+        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
+        // actix would stop at once on SIGINT; `stop_on` drains on both.
         .disable_signals();
         let server = if settings.workers > 0 {
             server.workers(settings.workers)
@@ -157,26 +157,36 @@ impl Application {
         self.server.await
     }
 
-    /// On SIGTERM or SIGINT: stop accepting, let in-flight requests finish (up to 10 s), then
-    /// let `run_until_stopped` return.
-    pub fn stop_on_signals(&self) {
+    /// On SIGTERM or SIGINT (as `signals`, listened for before the server was built, report
+    /// them): stop accepting, let in-flight requests finish (up to SHUTDOWN_TIMEOUT), then let
+    /// `run_until_stopped` return.
+    pub fn stop_on(&self, mut signals: StopSignals) {
         let handle = self.handle();
         tokio::spawn(async move {
-            use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                log::error!("cannot listen for SIGTERM/SIGINT");
-                return;
-            };
             let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
+                _ = signals.term.recv() => "SIGTERM",
+                _ = signals.int.recv() => "SIGINT",
             };
             log::info!("{name}: finishing in-flight requests, then stopping");
             handle.stop(true).await;
         });
+    }
+}
+
+/// SIGTERM and SIGINT, caught from the moment this is made: made before the listener is bound,
+/// a signal that arrives while the server starts still drains it instead of killing the process.
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
 }
 

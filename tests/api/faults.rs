@@ -158,11 +158,16 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
     redis.stop();
     redis.wipe();
     redis.restart();
+    let restarted = std::time::Instant::now();
     let reply = loop {
         let r = app.refresh_with_body(&probe).await;
         if r.status != 503 {
             break r;
         }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(2),
+            "still 503 two seconds after Redis came back"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_detail(&reply, 401, INVALID_REFRESH);

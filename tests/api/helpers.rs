@@ -770,6 +770,22 @@ pub fn now_s() -> u64 {
 // The real binary
 
 /// The real binary, on a free port, with its log on a pipe.
+/// Adds a user to the Redis at `redis_url` through `refreshd user add`, as an operator would.
+pub fn add_user_by_cli(redis_url: &str, username: &str, password: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .args(["user", "add", username])
+        .env_clear()
+        .env("REDIS_URL", redis_url)
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success(), "user add {username}");
+}
+
 pub struct ServerProcess {
     pub port: u16,
     child: Child,

@@ -154,11 +154,24 @@ fn send(port: u16, request: &[u8]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_hostile_requests_get_no_5xx_and_leave_the_server_healthy() {
+    hostile_requests(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_ten_thousand_hostile_requests_get_no_5xx_either() {
+    let redis = RedisProcess::start(false);
+    add_user_by_cli(&redis.url(), "demo", "demo");
+    hostile_requests(&[("REDIS_URL", &redis.url())]).await;
+}
+
+async fn hostile_requests(store: &[(&str, &str)]) {
     let seed = std::env::var("HOSTILE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234_u64);
-    let server = ServerProcess::start(&[("WORKERS", "2"), ("LOGIN_MAX_FAILURES", "0")]);
+    let mut env = vec![("WORKERS", "2"), ("LOGIN_MAX_FAILURES", "0")];
+    env.extend_from_slice(store);
+    let server = ServerProcess::start(&env);
     let port = server.port;
     // A real token makes some of the hostile requests reach the deeper code paths.
     let login = reqwest::Client::new()

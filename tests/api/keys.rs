@@ -329,4 +329,48 @@ fn keys_generate_writes_a_private_file_and_its_public_half() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+
+    // Every kind it makes, printed, is a key the server starts with.
+    for alg in ["HS256", "HS512", "RS256", "ES384", "EdDSA"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .args(["keys", "generate", "--alg", alg])
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{alg}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let (signing, verifying) = match text.find("-----BEGIN PUBLIC KEY-----") {
+            Some(at) => (
+                text[..at].trim().to_owned(),
+                Some(text[at..].trim().to_owned()),
+            ),
+            None => (text.trim().to_owned(), None),
+        };
+        if alg.starts_with("HS") {
+            assert!(verifying.is_none(), "{alg}: a secret has no public half");
+            assert!(signing.len() >= 32, "{alg}: {} bytes", signing.len());
+        } else {
+            assert!(signing.starts_with("-----BEGIN PRIVATE KEY-----"), "{alg}");
+        }
+        let mut check = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"));
+        check
+            .arg("check-config")
+            .env_clear()
+            .env("APP_ENV", "production")
+            .env("REDIS_URL", "redis://127.0.0.1:1/")
+            .env("COOKIE_SECURE", "true")
+            .env("ALGORITHM", alg)
+            .env("SIGNING_KEY", &signing)
+            .current_dir(&dir.0);
+        if let Some(public) = &verifying {
+            check.env("VERIFYING_KEY", public);
+        }
+        let checked = check.output().unwrap();
+        assert!(
+            checked.status.success(),
+            "{alg}: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
 }

@@ -166,26 +166,34 @@ async fn sigterm_lets_an_in_flight_request_finish_and_exits_zero() {
     }
 }
 
+#[test]
+fn a_request_that_outlasts_the_shutdown_timeout_is_cut_off_and_the_exit_is_still_zero() {
+    let server = ServerProcess::start(&[("SHUTDOWN_TIMEOUT", "1s")]);
+    // A body that never finishes arriving.
+    let mut conn = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(
+        conn,
+        "POST /api/auth/login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"user"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    server.signal("-TERM");
+    let (exit, log) = server.wait();
+    let took = signalled.elapsed();
+    assert!(exit.success(), "exit {exit:?}\n{log}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "stopped {took:?} after SIGTERM with a 1 s bound"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_of_a_whole_session_holds_no_token_cookie_or_authorization_value() {
     // On the in-process store, and on Redis, whose client library logs at trace level too.
     the_log_of_a_whole_session_is_clean(&[]).await;
     let redis = RedisProcess::start(false);
-    let add = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
-        .args(["user", "add", "demo"])
-        .env_clear()
-        .env("REDIS_URL", redis.url())
-        .current_dir(std::env::temp_dir())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(b"demo\n")?;
-            child.wait()
-        })
-        .unwrap();
-    assert!(add.success());
+    add_user_by_cli(&redis.url(), "demo", "demo");
     the_log_of_a_whole_session_is_clean(&[("REDIS_URL", &redis.url())]).await;
 }
 
@@ -338,6 +346,51 @@ fn dotenv_and_secret_files_are_read_and_the_real_environment_wins() {
     assert!(text.contains("SIGNING_KEY=(set, 37 bytes)"), "{text}");
     assert!(!text.contains("docker-secret"), "{text}");
 
+    // The other secrets in files: a Redis URL with a password, and an ES256 key pair.
+    let (private, public) =
+        refreshd::tokens::keys::generate(refreshd::config::Algorithm::ES256).unwrap();
+    let redis_file = dir.join("redis-url");
+    std::fs::write(&redis_file, "redis://app:s3cret-pw@cache:6379/2\n").unwrap();
+    let private_file = dir.join("es256.pem");
+    std::fs::write(&private_file, private).unwrap();
+    let public_file = dir.join("es256.pub.pem");
+    std::fs::write(&public_file, public.unwrap()).unwrap();
+    let out = run(&[
+        ("REDIS_URL_FILE", redis_file.to_str().unwrap()),
+        ("ALGORITHM", "ES256"),
+        ("SIGNING_KEY_FILE", private_file.to_str().unwrap()),
+        ("VERIFYING_KEY_FILE", public_file.to_str().unwrap()),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("REDIS_URL=redis://app:***@cache:6379/2"),
+        "{text}"
+    );
+    assert!(text.contains("ALGORITHM=ES256"), "{text}");
+    assert!(text.contains("# no problems found"), "{text}");
+    assert!(
+        !text.contains("s3cret-pw") && !text.contains("PRIVATE KEY"),
+        "{text}"
+    );
+    // The verifying key really is read from its file: another key's public half is refused.
+    let (_, other) = refreshd::tokens::keys::generate(refreshd::config::Algorithm::ES256).unwrap();
+    std::fs::write(&public_file, other.unwrap()).unwrap();
+    let out = run(&[
+        ("ALGORITHM", "ES256"),
+        ("SIGNING_KEY_FILE", private_file.to_str().unwrap()),
+        ("VERIFYING_KEY_FILE", public_file.to_str().unwrap()),
+    ]);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // A .env that cannot be read whole stops start-up instead of half-configuring it.
     std::fs::write(
         dir.join(".env"),
@@ -349,4 +402,36 @@ fn dotenv_and_secret_files_are_read_and_the_real_environment_wins() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refreshd: .env:"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_log_says_what_mode_the_server_is_in() {
+    let says = |log: &str| {
+        [
+            "using a random development key",
+            "using the in-process store",
+            "demo user created: username \"demo\", password \"demo\"",
+            "using Redis at REDIS_URL",
+            "refreshd listening: open http://127.0.0.1:",
+        ]
+        .map(|line| log.contains(line))
+    };
+    // Zero configuration: a development key, the in-process store and the demo user. The
+    // SIGTERM comes as soon as the port is open, before start-up has finished: it still drains
+    // and exits 0, because the signals were caught before the port was bound.
+    let server = ServerProcess::start(&[]);
+    server.signal("-TERM");
+    let (exit, log) = server.wait();
+    assert!(exit.success(), "{exit:?}\n{log}");
+    assert_eq!(says(&log), [true, true, true, false, true], "{log}");
+
+    // A key and a Redis: none of that.
+    let redis = RedisProcess::start(false);
+    let server = ServerProcess::start(&[
+        ("REDIS_URL", &redis.url()),
+        ("SIGNING_KEY", "a-real-signing-key-0123456789-0123456789"),
+    ]);
+    server.signal("-TERM");
+    let (_, log) = server.wait();
+    assert_eq!(says(&log), [false, false, false, true, true], "{log}");
 }
