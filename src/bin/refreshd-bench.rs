@@ -33,7 +33,9 @@ struct Args {
     /// Refresh tokens fired per run (each exactly once).
     #[arg(long, default_value_t = 100_000)]
     requests: usize,
-    /// Where the refresh token travels: cookie or body.
+    /// What is fired: `cookie` (a refresh, token in its cookie), `body` (a refresh, token in the
+    /// JSON body) or `me` (GET /api/auth/me/ with the access cookie: the access-token check with
+    /// its store look-up, each session's access token once).
     #[arg(long, default_value = "cookie")]
     mode: String,
     /// HTTP workers of both servers.
@@ -102,9 +104,17 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The token a mode sends: the access token for `me`, else the refresh token.
+fn pick<'a>(mode: &str, (refresh, access): &'a (String, String)) -> &'a str {
+    if mode == "me" { access } else { refresh }
+}
+
 /// One request's bytes.
 fn request(mode: &str, path: &str, token: Option<&str>) -> Vec<u8> {
     match (mode, token) {
+        ("me", Some(t)) => format!(
+            "GET /api/auth/me/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: access_token={t}\r\n\r\n"
+        ),
         ("body", Some(t)) => {
             let body = format!("{{\"refresh\":\"{t}\"}}");
             format!(
@@ -287,7 +297,7 @@ async fn load_sessions(
     auth: Arc<AuthService>,
     users: &[refreshd::domain::User],
     n: usize,
-) -> Vec<String> {
+) -> Vec<(String, String)> {
     let requester = Requester::default();
     let mut tokens = Vec::with_capacity(n);
     let mut batch = tokio::task::JoinSet::new();
@@ -295,7 +305,10 @@ async fn load_sessions(
         let auth = auth.clone();
         let id = users[i % users.len()].id.clone();
         let r = requester.clone();
-        batch.spawn(async move { auth.start_session(&id, &r).await.unwrap().refresh });
+        batch.spawn(async move {
+            let issued = auth.start_session(&id, &r).await.unwrap();
+            (issued.refresh, issued.access)
+        });
         if batch.len() >= 256 || i + 1 == n {
             while let Some(t) = batch.join_next().await {
                 tokens.push(t.unwrap());
@@ -479,7 +492,7 @@ async fn main() {
             c,
             tokens
                 .iter()
-                .map(|t| request(&args.mode, path, Some(t)))
+                .map(|t| request(&args.mode, path, Some(pick(&args.mode, t))))
                 .collect(),
         )
         .await;
@@ -487,9 +500,13 @@ async fn main() {
         let n = refresh.latencies_us.len() as f64;
         println!("--- {c} connections");
         println!("{}", baseline.line("bare actix-web handler"));
-        println!("{}", refresh.line(&format!("refresh ({} mode)", args.mode)));
+        let label = match args.mode.as_str() {
+            "me" => "GET /api/auth/me/".to_owned(),
+            mode => format!("refresh ({mode} mode)"),
+        };
+        println!("{}", refresh.line(&label));
         println!(
-            "ratio refresh/baseline: {:.1} %   redis commands per refresh: {:.3} (EVALSHA {:.3})   server RSS: {} KiB",
+            "ratio to the baseline: {:.1} %   redis commands per request: {:.3} (EVALSHA {:.3})   server RSS: {} KiB",
             100.0 * refresh.rate() / baseline.rate(),
             (after.0 - before.0) as f64 / n,
             (after.1 - before.1) as f64 / n,
@@ -514,7 +531,7 @@ async fn main() {
                 c,
                 tokens
                     .iter()
-                    .map(|t| request(&args.mode, path, Some(t)))
+                    .map(|t| request(&args.mode, path, Some(pick(&args.mode, t))))
                     .collect(),
                 args.rate,
             )
