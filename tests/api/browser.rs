@@ -4,6 +4,7 @@
 //! chromium and chromium-driver, which ./scripts/test installs); ./scripts/test runs it.
 
 use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,11 @@ impl Browser {
             .local_addr()
             .unwrap()
             .port();
+        // In a process group of its own, so that a failed test can kill chromedriver and every
+        // Chromium process it started at once (killing chromedriver alone orphans them).
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -181,18 +185,20 @@ impl Browser {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 
-    async fn close(mut self) {
+    async fn close(self) {
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = self.http.delete(url).send().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        // Drop kills what is left.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 
