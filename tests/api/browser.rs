@@ -3,8 +3,8 @@
 //! on a disallowed origin, and logout. Ignored by a plain `cargo test` (it needs Debian's
 //! chromium and chromium-driver, which ./scripts/test installs); ./scripts/test runs it.
 
-use std::path::PathBuf;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
