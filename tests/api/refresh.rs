@@ -79,12 +79,15 @@ async fn every_spelling_of_a_bearer_token_is_accepted(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, tokens) = app.logged_in().await;
     let mut current = tokens.refresh;
-    let cookie_forms: [fn(&str) -> String; 5] = [
+    let cookie_forms: [fn(&str) -> String; 8] = [
         |t| format!("Bearer {t}"),
         |t| format!("bearer    {t}"),
         |t| format!("\"Bearer {t}\""),
         |t| format!("Bearer%20{t}"),
         |t| format!("\"{t}\""),
+        |t| format!("bEaReR\t{t}"),
+        |t| format!("\"BEARER%20{t}\""),
+        |t| format!("Bearer%20%20%20{t}"),
     ];
     for form in cookie_forms {
         let value = form(&current);
