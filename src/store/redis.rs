@@ -15,7 +15,8 @@
 //! refreshd:{u:<user id>}:bl:<jti>      string blacklist entry, expires when that token would
 //! refreshd:{u:<user id>}:sessions      zset   the user's live sessions: sid scored by the time
 //!                                             (ms) its record may go; expires with the last one
-//! refreshd:username:<username>         string the user id
+//! refreshd:username:<username>         string the user id (while `user add` runs, a claim with a
+//!                                             lease; kept once the user's record is written)
 //! refreshd:users                       set    every user id
 //! refreshd:lf:user:<username>          string login attempts for a username (successes reset it),
 //!                                             expires with the window
@@ -124,6 +125,8 @@ pub struct RedisStore {
     login_attempt: Script,
     login_refund: Script,
     create: Script,
+    add_user: Script,
+    settle_claim: Script,
     revoke_all: Script,
     list_sessions: Script,
 }
@@ -216,6 +219,8 @@ impl RedisStore {
             login_attempt: Script::new(include_str!("lua/login_attempt.lua")),
             login_refund: Script::new(include_str!("lua/login_refund.lua")),
             create: Script::new(include_str!("lua/create.lua")),
+            add_user: Script::new(include_str!("lua/add_user.lua")),
+            settle_claim: Script::new(include_str!("lua/settle_claim.lua")),
             revoke_all: Script::new(include_str!("lua/revoke_all.lua")),
             list_sessions: Script::new(include_str!("lua/list_sessions.lua")),
         }
@@ -256,6 +261,17 @@ impl RedisStore {
             )
             .await?;
         Ok(user_from_fields(id, &fields))
+    }
+}
+
+impl RedisStore {
+    /// Keeps (`"keep"`) or drops (`"drop"`) a username claim while it is still `id`'s.
+    async fn settle_claim(&self, key: &str, id: &str, how: &str) -> Result<bool, StoreError> {
+        let mut c = self.conn().await;
+        let mut inv = self.settle_claim.prepare_invoke();
+        inv.key(key).arg(id).arg(how);
+        let done: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        Ok(done == 1)
     }
 }
 
@@ -320,44 +336,56 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    /// The username and the user's record live in different slots (a username's slot is not
+    /// known from an id, nor an id's from a username), so adding a user cannot be one script.
+    /// The username is claimed first with a lease that lapses by itself, and kept only once the
+    /// record is written: a crash or a timeout part-way never leaves a username taken by
+    /// nobody, and two adds of one name cannot both win.
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
         let mut c = self.conn().await;
         let name_key = username_key(&user.username);
-        // The username is claimed first, then the id; each claim is one atomic NX write, so two
-        // concurrent adds cannot both win, and no step needs keys from two slots.
+        let id = user.id.as_str();
+        // Longer than the four bounded calls below can take.
+        let lease = Duration::from_secs(30) + self.timeout * 4;
         let claimed: bool = self
             .bounded(
                 redis::cmd("SET")
                     .arg(&name_key)
-                    .arg(user.id.as_str())
+                    .arg(id)
                     .arg("NX")
+                    .arg("PX")
+                    .arg(lease.as_millis() as u64)
                     .query_async::<Option<String>>(&mut c),
             )
             .await?
             .is_some();
         if !claimed {
+            // Taken, or being added right now. When a user of that name exists, make sure it is
+            // listed, in case its own add stopped just short of that.
+            if let Some(existing) = self.user_by_username(&user.username).await? {
+                let _: i64 = self
+                    .bounded(c.sadd(USERS_KEY, existing.id.as_str()))
+                    .await?;
+            }
             return Err(StoreError::UsernameTaken);
         }
-        let key = user_key(&user.id);
-        let id_free: bool = self
-            .bounded(c.hset_nx(&key, "id", user.id.as_str()))
-            .await?;
-        if !id_free {
-            let _: i64 = self.bounded(c.del(&name_key)).await?;
+        let mut inv = self.add_user.prepare_invoke();
+        inv.key(user_key(&user.id))
+            .arg(id)
+            .arg(user.username.as_str())
+            .arg(user.password_hash.as_str())
+            .arg(if user.is_active { "1" } else { "0" });
+        let created: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        if created == 0 {
+            self.settle_claim(&name_key, id, "drop").await?;
             return Err(StoreError::IdTaken);
         }
-        let active = if user.is_active { "1" } else { "0" };
-        let _: () = self
-            .bounded(c.hset_multiple(
-                &key,
-                &[
-                    ("username", user.username.as_str()),
-                    ("password", user.password_hash.as_str()),
-                    ("active", active),
-                ],
-            ))
-            .await?;
-        let _: i64 = self.bounded(c.sadd(USERS_KEY, user.id.as_str())).await?;
+        if !self.settle_claim(&name_key, id, "keep").await? {
+            // The lease ran out (a store slower than its timeouts) and the name went elsewhere.
+            let _: i64 = self.bounded(c.del(user_key(&user.id))).await?;
+            return Err(StoreError::UsernameTaken);
+        }
+        let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
         Ok(())
     }
 

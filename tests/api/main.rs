@@ -25,3 +25,4 @@ mod routes;
 mod schemathesis;
 mod sessions;
 mod simplejwt;
+mod users;
