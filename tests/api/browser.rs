@@ -204,35 +204,7 @@ impl Drop for Browser {
 
 /// The ok-refresh count from /metrics.
 async fn rotations(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("refreshd_refreshes_total{outcome=\"ok\"} "))
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
-async fn metric(app: &TestApp, series: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).map(str::trim))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing"))
+    app.metric("refreshd_refreshes_total{outcome=\"ok\"}").await
 }
 
 /// Logs in through the demo page's form, as a person would.
@@ -251,6 +223,20 @@ async fn log_in_on_the_page(browser: &Browser, app: &TestApp) {
     browser
         .wait_for("!document.getElementById('session').hidden")
         .await;
+}
+
+/// Logs in on the page, then opens it in a second tab of the same browser (logged in too,
+/// through the shared cookies); the second tab is current. Returns both tabs' handles.
+async fn two_logged_in_tabs(browser: &Browser, app: &TestApp) -> (String, String) {
+    log_in_on_the_page(browser, app).await;
+    let first = browser.current_tab().await;
+    let second = browser.new_tab().await;
+    browser.switch_to(&second).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for("window.refreshdDemo && !document.getElementById('session').hidden")
+        .await;
+    (first, second)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,14 +296,7 @@ async fn two_tabs_meeting_an_expired_token_together_share_one_refresh() {
     )
     .await;
     let browser = Browser::start().await;
-    log_in_on_the_page(&browser, &app).await;
-    let first = browser.current_tab().await;
-    let second = browser.new_tab().await;
-    browser.switch_to(&second).await;
-    browser.goto(&app.url("/")).await;
-    browser
-        .wait_for("window.refreshdDemo && !document.getElementById('session').hidden")
-        .await;
+    let (first, second) = two_logged_in_tabs(&browser, &app).await;
 
     tokio::time::sleep(Duration::from_millis(3600)).await;
     let before = rotations(&app).await;
@@ -339,7 +318,8 @@ async fn two_tabs_meeting_an_expired_token_together_share_one_refresh() {
         "exactly one rotation for both tabs"
     );
     assert_eq!(
-        metric(&app, "refreshd_refreshes_total{outcome=\"grace_replay\"}").await,
+        app.metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+            .await,
         0,
         "not even a replay"
     );
@@ -354,14 +334,7 @@ async fn a_tab_learns_of_another_tabs_refresh_through_the_lock_manager_not_only_
     // never sees the first tab's localStorage at all, so only the lock manager can tell it.
     let app = spawn_app_with(Backend::Memory, &[]).await;
     let browser = Browser::start().await;
-    log_in_on_the_page(&browser, &app).await;
-    let first = browser.current_tab().await;
-    let second = browser.new_tab().await;
-    browser.switch_to(&second).await;
-    browser.goto(&app.url("/")).await;
-    browser
-        .wait_for("window.refreshdDemo && !document.getElementById('session').hidden")
-        .await;
+    let (first, second) = two_logged_in_tabs(&browser, &app).await;
     browser
         .run(
             "Storage.prototype.getItem = () => null;
@@ -427,7 +400,8 @@ async fn concurrent_401s_in_one_tab_share_one_refresh_and_the_page_fits_a_phone(
         "one refresh for six 401s"
     );
     assert_eq!(
-        metric(&app, "refreshd_refreshes_total{outcome=\"grace_replay\"}").await,
+        app.metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+            .await,
         0
     );
 
@@ -466,7 +440,8 @@ async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates
     assert_eq!(statuses, json!([200, 200]), "both stay logged in");
     assert_eq!(rotations(&app).await, before + 1, "one rotation");
     assert_eq!(
-        metric(&app, "refreshd_refreshes_total{outcome=\"grace_replay\"}").await,
+        app.metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+            .await,
         1,
         "the second refresh was answered from the reuse interval"
     );
@@ -550,7 +525,7 @@ async fn an_spa_on_another_origin_works_and_a_disallowed_origin_cannot_refresh()
         .goto(&format!("http://127.0.0.1:{evil_port}/"))
         .await;
     browser.wait_for("window.createClient").await;
-    let refused_before = metric(&app, "refreshd_csrf_refusals_total").await;
+    let refused_before = app.metric("refreshd_csrf_refusals_total").await;
     let attempt = browser
         .run(&format!(
             "try {{ const r = await fetch('{api}/api/auth/token/refresh/', {{method: 'POST', credentials: 'include'}}); return r.status; }}
@@ -562,7 +537,7 @@ async fn an_spa_on_another_origin_works_and_a_disallowed_origin_cannot_refresh()
         "no CORS headers for a disallowed origin"
     );
     assert_eq!(
-        metric(&app, "refreshd_csrf_refusals_total").await,
+        app.metric("refreshd_csrf_refusals_total").await,
         refused_before + 1,
         "the server answered 403"
     );

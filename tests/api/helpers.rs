@@ -639,6 +639,20 @@ impl TestApp {
         user
     }
 
+    /// One series of GET /metrics, e.g. `refreshd_refreshes_total{outcome="ok"}`.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric_in(&text, series)
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
         Reply::read(
             self.client
@@ -858,4 +872,15 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// One series of a Prometheus text page.
+pub fn metric_in(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .filter(|rest| rest.starts_with(' '))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("{series} not in:\n{text}"))
 }

@@ -70,21 +70,7 @@ async fn wrong_password_unknown_user_and_inactive_user_get_the_same_401(backend:
     app.add_user(&name, "right").await;
     // Each failure costs one password verification, whether or not the user exists, so that
     // the time taken does not tell which usernames are real.
-    let checks = || async {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("refreshd_password_checks_total "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap()
-    };
+    let checks = || app.metric("refreshd_password_checks_total");
     let mut before = checks().await;
     let mut one_check_each = |label: &str, now: u64| {
         assert_eq!(now, before + 1, "{label}: one verification");

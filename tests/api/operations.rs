@@ -62,9 +62,7 @@ async fn metrics_text(app: &TestApp) -> String {
 }
 
 fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("{series} not in:\n{text}"))
+    metric_in(text, series)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

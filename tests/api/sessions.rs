@@ -40,6 +40,20 @@ impl TestApp {
         reply.tokens()
     }
 
+    /// Log out everywhere, with the refresh cookie.
+    async fn logout_all(&self, refresh: &str) -> Reply {
+        Reply::read(
+            self.client
+                .post(self.url("/api/auth/logout/"))
+                .header("cookie", format!("refresh_token={refresh}"))
+                .json(&json!({"all": true}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     async fn list(&self, access: &str) -> Reply {
         Reply::read(
             self.client
@@ -256,16 +270,7 @@ async fn logout_all_ends_every_session_of_the_user(backend: Backend) {
         app.login_as(&name, "3").await,
     ];
     let (_, bystander) = app.logged_in().await;
-    let reply = Reply::read(
-        app.client
-            .post(app.url("/api/auth/logout/"))
-            .header("cookie", format!("refresh_token={}", sessions[0].refresh))
-            .json(&json!({"all": true}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app.logout_all(&sessions[0].refresh).await;
     assert_detail(&reply, 200, LOGGED_OUT);
     assert_cookies_expired(&reply);
     for t in &sessions {
@@ -307,16 +312,7 @@ async fn a_retired_refresh_token_cannot_log_the_user_out_everywhere(backend: Bac
         401,
         INVALID_REFRESH,
     );
-    let reply = Reply::read(
-        app.client
-            .post(app.url("/api/auth/logout/"))
-            .header("cookie", format!("refresh_token={}", stolen.refresh))
-            .json(&json!({"all": true}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app.logout_all(&stolen.refresh).await;
     assert_detail(&reply, 200, LOGGED_OUT);
     assert_cookies_expired(&reply);
     // The dead token ended nothing: the phone's session lives on.
