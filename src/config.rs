@@ -606,7 +606,7 @@ impl Settings {
         // with the client library's words instead of ours.
         const NO_TLS: &str = "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel (stunnel, a sidecar) and name it redis://";
         if let Some(url) = &self.redis_url {
-            let url = String::from_utf8_lossy(url.expose());
+            let url = String::from_utf8_lossy(url.expose()).to_ascii_lowercase();
             if url.starts_with("rediss://") {
                 problems.push(format!("REDIS_URL: {NO_TLS}"));
             } else if !(url.starts_with("redis://")
@@ -619,6 +619,7 @@ impl Settings {
             }
         }
         for node in &self.redis_cluster_nodes {
+            let node = node.to_ascii_lowercase();
             if node.starts_with("rediss://") {
                 problems.push(format!("REDIS_CLUSTER_NODES: {NO_TLS}"));
             } else if !node.starts_with("redis://") {

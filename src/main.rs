@@ -218,11 +218,19 @@ fn healthcheck(bind_addr: &str) -> Result<(), String> {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
-    let signals =
+    // Caught before the port is bound, so that a signal during start-up stops the server
+    // cleanly; one that comes while start-up still waits for the store stops it at once.
+    let mut signals =
         StopSignals::listen().map_err(|e| format!("cannot listen for SIGTERM/SIGINT: {e}"))?;
-    let app = Application::build(settings.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let app = tokio::select! {
+        // A start-up that is done wins over a signal that came at the same moment.
+        biased;
+        app = Application::build(settings.clone()) => app.map_err(|e| e.to_string())?,
+        name = signals.next() => {
+            log::info!("{name} during start-up: stopping");
+            return Ok(());
+        }
+    };
     let host = settings
         .bind_addr
         .rsplit_once(':')
@@ -263,8 +271,13 @@ async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
                 .read_line(&mut line)
                 .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
             let password = line.trim_end_matches(['\n', '\r']);
-            if password.is_empty() {
+            if password.trim().is_empty() {
                 return Err("the password (read from standard input) is empty".into());
+            }
+            if password.trim() != password {
+                // Logins trim both fields, as SimpleJWT's serializer does: such a password
+                // could never be typed in.
+                return Err("the password starts or ends with whitespace, which logins trim: choose one without".into());
             }
             let user = auth::new_user(name, password, id);
             store.add_user(&user).await.map_err(|e| match e {

@@ -163,10 +163,7 @@ impl Application {
     pub fn stop_on(&self, mut signals: StopSignals) {
         let handle = self.handle();
         tokio::spawn(async move {
-            let name = tokio::select! {
-                _ = signals.term.recv() => "SIGTERM",
-                _ = signals.int.recv() => "SIGINT",
-            };
+            let name = signals.next().await;
             log::info!("{name}: finishing in-flight requests, then stopping");
             handle.stop(true).await;
         });
@@ -181,6 +178,14 @@ pub struct StopSignals {
 }
 
 impl StopSignals {
+    /// Resolves at the next SIGTERM or SIGINT, with its name.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
     pub fn listen() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {

@@ -361,14 +361,19 @@ impl AuthService {
     }
 
     /// "Log out everywhere": ends every session of the refresh token's user. Like logout, a
-    /// missing or invalid token has nothing to end. Neither has a retired or revoked one: a stolen
-    /// copy that reuse detection already cut off must not keep logging its victim out of every
-    /// device for the rest of its life.
+    /// missing or invalid token has nothing to end. Neither has a token of a revoked session: a
+    /// stolen copy that reuse detection already cut off must not keep logging its victim out of
+    /// every device for the rest of its life. A token of a live session counts even when it has
+    /// just been rotated out (a client that lost the answer to its last refresh).
     pub async fn logout_all(&self, token: Option<&str>) -> Result<(), AuthError> {
         let Some(Ok(claims)) = token.map(|t| self.decode_refresh(t)) else {
             return Ok(());
         };
-        if let CheckOutcome::Revoked = self.store.check_token(&token_check(&claims)).await? {
+        let session_check = TokenCheck {
+            refresh_jti: None,
+            ..token_check(&claims)
+        };
+        if let CheckOutcome::Revoked = self.store.check_token(&session_check).await? {
             return Ok(());
         }
         // The presented token's own session first: a token minted elsewhere may have none yet.

@@ -437,8 +437,8 @@ pub struct Me<'a> {
 /// `username` and `password`, with Django REST framework's field errors.
 pub fn credentials(object: &Map<String, Value>) -> Result<(String, String), ApiError> {
     let mut errors = Map::new();
-    let username = string_field(object, "username", Whitespace::Trim, &mut errors);
-    let password = string_field(object, "password", Whitespace::Keep, &mut errors);
+    let username = string_field(object, "username", &mut errors);
+    let password = string_field(object, "password", &mut errors);
     match (username, password) {
         (Some(u), Some(p)) if errors.is_empty() => Ok((u, p)),
         _ => Err(ApiError::BadRequest(Value::Object(errors))),
@@ -471,27 +471,18 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
-/// How a field's surrounding whitespace is treated: Django REST framework's CharField trims it
-/// (`trim_whitespace=True`, so SimpleJWT logs `" alice"` in as `alice`); its PasswordField keeps it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Whitespace {
-    Trim,
-    Keep,
-}
-
-/// A CharField as Django REST framework reads one: numbers become text, other types, null,
-/// blank and missing values are field errors.
+/// A CharField as Django REST framework reads one: surrounding whitespace trimmed
+/// (`trim_whitespace=True`, the default, which SimpleJWT's username and password fields keep:
+/// it logs `" alice"` in as `alice`), numbers become text, other types, null, blank and missing
+/// values are field errors.
 pub fn string_field(
     object: &Map<String, Value>,
     name: &str,
-    whitespace: Whitespace,
     errors: &mut Map<String, Value>,
 ) -> Option<String> {
     let problem = match object.get(name) {
         None => error::FIELD_REQUIRED,
         Some(Value::Null) => error::FIELD_NULL,
-        Some(Value::String(s)) if s.is_empty() => error::FIELD_BLANK,
-        Some(Value::String(s)) if whitespace == Whitespace::Keep => return Some(s.clone()),
         Some(Value::String(s)) if s.trim().is_empty() => error::FIELD_BLANK,
         Some(Value::String(s)) => return Some(s.trim().to_owned()),
         Some(Value::Number(n)) => return Some(n.to_string()),
@@ -528,7 +519,7 @@ mod tests {
     #[test]
     fn wrong_shapes_get_django_rest_framework_messages() {
         assert_eq!(
-            bad_request(br#"{"username":null,"password":""}"#),
+            bad_request(br#"{"username":null,"password":" "}"#),
             json!({"username": ["This field may not be null."], "password": ["This field may not be blank."]})
         );
         assert_eq!(
@@ -554,11 +545,11 @@ mod tests {
             credentials(&json_object(br#"{"username":42,"password":"pw"}"#).unwrap()).unwrap(),
             ("42".into(), "pw".into())
         );
-        // As SimpleJWT's serializer: the username is trimmed, the password is taken as it is.
+        // As SimpleJWT's serializer (both of its fields are trimming CharFields).
         assert_eq!(
             credentials(&json_object(br#"{"username":" alice\n","password":" pw "}"#).unwrap())
                 .unwrap(),
-            ("alice".into(), " pw ".into())
+            ("alice".into(), "pw".into())
         );
     }
 }

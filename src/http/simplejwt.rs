@@ -10,9 +10,7 @@ use serde_json::{Map, Value, json};
 use super::AppState;
 use super::error::{self, ApiError};
 use super::extract::{normalize_token, read_body, requester};
-use super::routes::{
-    Whitespace, add, credentials, json_object, login_outcome, refresh_outcome, string_field,
-};
+use super::routes::{add, credentials, json_object, login_outcome, refresh_outcome, string_field};
 use crate::auth::RefreshKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
@@ -68,8 +66,7 @@ pub fn form_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
 /// One required string field, or Django REST framework's 400 naming it.
 fn required(object: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
     let mut errors = Map::new();
-    string_field(object, name, Whitespace::Trim, &mut errors)
-        .ok_or(ApiError::BadRequest(Value::Object(errors)))
+    string_field(object, name, &mut errors).ok_or(ApiError::BadRequest(Value::Object(errors)))
 }
 
 /// A token field: `Bearer ` and quotes are tolerated as in the cookie API.

@@ -53,6 +53,15 @@ async fn users_added_deactivated_and_activated_from_the_command_line() {
         text(&taken.stderr)
     );
 
+    // Logins trim the password, as SimpleJWT does: one that starts or ends with a space could
+    // never be typed in, and is refused with the reason.
+    for padded in [" leading\n", "trailing \n", "   \n"] {
+        let out = refreshd(&["user", "add", &unique("cli-pad")], &env, padded);
+        assert!(!out.status.success(), "{padded:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("whitespace") || err.contains("empty"), "{err}");
+    }
+
     let mirrored_id = unique("77");
     let other = unique("cli-mirror");
     let out = refreshd(&["user", "add", &other, "--id", &mirrored_id], &env, "pw\n");

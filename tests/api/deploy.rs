@@ -237,6 +237,10 @@ fn the_demo_user_service_adds_demo_once_and_never_in_production() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(run("production").contains("no demo user"));
+    assert!(
+        run("Production").contains("no demo user"),
+        "APP_ENV is read without regard to case, by the server and so here"
+    );
     assert_eq!(users(), "", "no user in production");
     run("development");
     assert!(users().contains("\tdemo\tactive"), "{}", users());

@@ -415,9 +415,14 @@ async fn the_start_up_log_says_what_mode_the_server_is_in() {
         .map(|line| log.contains(line))
     };
     // Zero configuration: a development key, the in-process store and the demo user. The
-    // SIGTERM comes as soon as the port is open, before start-up has finished: it still drains
-    // and exits 0, because the signals were caught before the port was bound.
+    // SIGTERM comes as soon as the first request is answered, which may be before the server has
+    // set up its own signal handling: it still drains and exits 0, because the signals were
+    // caught before the port was bound.
     let server = ServerProcess::start(&[]);
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
     server.signal("-TERM");
     let (exit, log) = server.wait();
     assert!(exit.success(), "{exit:?}\n{log}");

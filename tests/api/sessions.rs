@@ -270,9 +270,17 @@ async fn logout_all_ends_every_session_of_the_user(backend: Backend) {
         app.login_as(&name, "3").await,
     ];
     let (_, bystander) = app.logged_in().await;
+    // The first device's refresh token was just rotated out (its client lost the answer): within
+    // the reuse interval its session is live, so it may still log out everywhere.
+    let rotated = app.refresh_with_cookie(&sessions[0].refresh).await.tokens();
     let reply = app.logout_all(&sessions[0].refresh).await;
     assert_detail(&reply, 200, LOGGED_OUT);
     assert_cookies_expired(&reply);
+    assert_detail(
+        &app.me_with_cookie(&rotated.access).await,
+        401,
+        INVALID_ACCESS,
+    );
     for t in &sessions {
         assert_detail(
             &app.refresh_with_cookie(&t.refresh).await,
