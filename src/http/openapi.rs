@@ -16,12 +16,20 @@ use utoipa::openapi::{
 
 use super::routes::{Me, RoutePrefixes, SessionView};
 
-/// `{"username", "password"}`; a blank value is a 400, as in Django REST framework.
+/// `{"username", "password"}`; a blank value is a 400, as in Django REST framework. "Blank" is
+/// Python's `str.strip()` leaving nothing, so the patterns ask for one character outside the
+/// set it strips (`routes::drf_trim` strips the same set).
 #[derive(Serialize, ToSchema)]
 pub struct Credentials {
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub username: String,
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub password: String,
 }
 
@@ -33,13 +41,19 @@ pub struct OptionalRefresh(pub serde_json::Value);
 
 #[derive(Serialize, ToSchema)]
 pub struct RefreshField {
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub refresh: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenField {
-    #[schema(min_length = 1, pattern = r"\S")]
+    #[schema(
+        min_length = 1,
+        pattern = r"[^\t\n\v\f\r \u001c-\u001f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub token: String,
 }
 

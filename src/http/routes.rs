@@ -471,6 +471,12 @@ pub fn json_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// Trims as Python's `str.strip()` does (Django REST framework trims with it): Unicode white
+/// space, and the separators U+001C to U+001F that Python also counts as space.
+pub fn drf_trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
 /// A CharField as Django REST framework reads one: surrounding whitespace trimmed
 /// (`trim_whitespace=True`, the default, which SimpleJWT's username and password fields keep:
 /// it logs `" alice"` in as `alice`), numbers become text, other types, null, blank and missing
@@ -483,8 +489,8 @@ pub fn string_field(
     let problem = match object.get(name) {
         None => error::FIELD_REQUIRED,
         Some(Value::Null) => error::FIELD_NULL,
-        Some(Value::String(s)) if s.trim().is_empty() => error::FIELD_BLANK,
-        Some(Value::String(s)) => return Some(s.trim().to_owned()),
+        Some(Value::String(s)) if drf_trim(s).is_empty() => error::FIELD_BLANK,
+        Some(Value::String(s)) => return Some(drf_trim(s).to_owned()),
         Some(Value::Number(n)) => return Some(n.to_string()),
         Some(_) => error::FIELD_NOT_STRING,
     };
@@ -526,6 +532,12 @@ mod tests {
             bad_request(br#"{"username":" ","password":"pw"}"#),
             json!({"username": ["This field may not be blank."]})
         );
+        // Python's strip() takes NEL and the information separators too.
+        assert_eq!(
+            bad_request(br#"{"username":"\u0085\u001f","password":"pw"}"#),
+            json!({"username": ["This field may not be blank."]})
+        );
+        assert_eq!(drf_trim("\u{feff}x\u{3000}"), "\u{feff}x");
         assert_eq!(
             bad_request(br#"{"username":["a"],"password":{}}"#),
             json!({"username": ["Not a valid string."], "password": ["Not a valid string."]})

@@ -33,6 +33,8 @@ async fn every_operation_answers_within_its_documented_statuses() {
     )
     .await;
     let access = login.tokens().access;
+    // SCHEMATHESIS_SEED explores other cases locally; CI keeps to one seed.
+    let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261122".into());
     let out = Command::new(st)
         .args([
             "run",
@@ -46,7 +48,10 @@ async fn every_operation_answers_within_its_documented_statuses() {
             "--request-timeout",
             "10",
             "--seed",
-            "20261122",
+            &seed,
+            // Nothing carried over from earlier runs: the seed alone decides the cases.
+            "--generation-database",
+            "none",
             "--no-color",
         ])
         .args(["--header", &format!("Authorization: Bearer {access}")])
