@@ -24,7 +24,8 @@
  *   but its writes reach other tabs a moment later, long enough for a second refresh.)
  *   Where Web Locks are missing, tabs may refresh at the same moment; refreshd answers those
  *   within its reuse interval with the same new tokens, so nobody is logged out and the session
- *   still rotates once.
+ *   still rotates once. (A tab whose refresh starts just after another tab's has finished sends
+ *   the new cookie and rotates once more; it stays logged in all the same.)
  * - When the refresh itself is refused, `onSessionEnded` is called and the 401 is returned.
  * - A request body must be resendable (a string, FormData, Blob, URLSearchParams), because a
  *   request that met an expired access token is sent again after the refresh.

@@ -225,6 +225,17 @@ async fn log_in_on_the_page(browser: &Browser, app: &TestApp) {
         .await;
 }
 
+/// A server whose access tokens live 2 s, a browser logged in on its page, and a wait until the
+/// access token has expired; with the rotation count at that point.
+async fn logged_in_past_access_expiry() -> (TestApp, Browser, u64) {
+    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
+    let browser = Browser::start().await;
+    log_in_on_the_page(&browser, &app).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let before = rotations(&app).await;
+    (app, browser, before)
+}
+
 /// Logs in on the page, then opens it in a second tab of the same browser (logged in too,
 /// through the shared cookies); the second tab is current. Returns both tabs' handles.
 async fn two_logged_in_tabs(browser: &Browser, app: &TestApp) -> (String, String) {
@@ -381,11 +392,7 @@ async fn a_tab_learns_of_another_tabs_refresh_through_the_lock_manager_not_only_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
 async fn concurrent_401s_in_one_tab_share_one_refresh_and_the_page_fits_a_phone() {
-    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
-    let browser = Browser::start().await;
-    log_in_on_the_page(&browser, &app).await;
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    let before = rotations(&app).await;
+    let (app, browser, before) = logged_in_past_access_expiry().await;
     let statuses = browser
         .run(
             "const { client, api } = window.refreshdDemo;
@@ -420,17 +427,24 @@ async fn concurrent_401s_in_one_tab_share_one_refresh_and_the_page_fits_a_phone(
 #[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
 async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates_once() {
     // Where navigator.locks is missing, two tabs may refresh at the same moment. Two clients in
-    // one page stand for them (each has its own single-flight, as two tabs do) and race for
-    // certain: both present the same refresh cookie, and the server's reuse interval gives both
-    // the same successor.
-    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
-    let browser = Browser::start().await;
-    log_in_on_the_page(&browser, &app).await;
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    let before = rotations(&app).await;
+    // one page stand for them (each has its own single-flight, as two tabs do), and the page's
+    // fetch holds each refresh until both have been asked for, so that they race for certain:
+    // both present the same refresh cookie, and the server's reuse interval gives both the same
+    // successor. (Left to chance, the second may start just after the first has finished, with
+    // the new cookie, and rotate once more.)
+    let (app, browser, before) = logged_in_past_access_expiry().await;
     let statuses = browser
         .run(
             "Object.defineProperty(navigator, 'locks', { value: undefined });
+             const realFetch = window.fetch;
+             const held = [];
+             window.fetch = (url, options) => {
+               if (!String(url).includes('token/refresh')) return realFetch(url, options);
+               const go = new Promise((release) => held.push(release));
+               if (held.length === 2) held.forEach((release) => release());
+               setTimeout(() => held.forEach((release) => release()), 3000);
+               return go.then(() => realFetch(url, options));
+             };
              const { createClient } = await import('/static/refreshd-client.js');
              const api = window.refreshdDemo.api;
              const tabs = [0, 1].map(() => createClient({ refreshPath: api + 'token/refresh/' }));
