@@ -213,6 +213,7 @@ impl Store for MemoryStore {
         let bl_key = (r.user_id.clone(), r.jti.clone());
         let blacklisted = inner.is_blacklisted(&bl_key, r.now_ms);
         let keep_presented_ms = (r.jti_exp + r.leeway) * 1000;
+        let user_state = inner.users.get(&r.user_id).map(|u| u.is_active);
 
         if inner.session(&key, r.now_ms).is_none() {
             if !r.adopt {
@@ -222,15 +223,12 @@ impl Store for MemoryStore {
                 return Ok(RefreshOutcome::Revoked);
             }
             // A token minted elsewhere for a user who is not here, or not active, starts nothing.
-            match inner.users.get(&r.user_id).map(|u| u.is_active) {
-                None => return Ok(RefreshOutcome::UserMissing),
-                Some(false) => return Ok(RefreshOutcome::UserInactive),
-                Some(true) => {}
+            if let Some(refusal) = user_refusal(user_state) {
+                return Ok(refusal);
             }
             let rec = SessionRec::new(&r.jti, r.adopt_end, r.now_ms, keep_presented_ms, &r.client);
             inner.insert_session(key.clone(), rec);
         }
-        let user_state = inner.users.get(&r.user_id).map(|u| u.is_active);
         let session = inner.sessions.get_mut(&key).expect("present or just made");
         if session.revoked {
             return Ok(RefreshOutcome::Revoked);
@@ -247,10 +245,8 @@ impl Store for MemoryStore {
                 return Ok(RefreshOutcome::Revoked);
             }
         }
-        match user_state {
-            None => return Ok(RefreshOutcome::UserMissing),
-            Some(false) => return Ok(RefreshOutcome::UserInactive),
-            Some(true) => {}
+        if let Some(refusal) = user_refusal(user_state) {
+            return Ok(refusal);
         }
         if session.end.is_some_and(|end| r.now_ms / 1000 >= end) {
             return Ok(RefreshOutcome::Invalid);
@@ -426,5 +422,14 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
+    }
+}
+
+/// The refusal for a user who is not here (`None`) or not active, as the refresh script gives it.
+fn user_refusal(active: Option<bool>) -> Option<RefreshOutcome> {
+    match active {
+        None => Some(RefreshOutcome::UserMissing),
+        Some(false) => Some(RefreshOutcome::UserInactive),
+        Some(true) => None,
     }
 }

@@ -639,6 +639,31 @@ impl TestApp {
         user
     }
 
+    /// POSTs `body` in 1 000-byte chunks with no Content-Length, as a streaming client does.
+    pub async fn post_streamed(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+        let mut request = self.client.post(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::read(
+            request
+                .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                    chunks,
+                )))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
     /// One series of GET /metrics, e.g. `refreshd_refreshes_total{outcome="ok"}`.
     pub async fn metric(&self, series: &str) -> u64 {
         let text = self

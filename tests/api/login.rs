@@ -190,19 +190,9 @@ async fn an_oversized_body_is_413(backend: Backend) {
         BODY_TOO_LARGE,
     );
     // A body streamed without Content-Length is cut off too.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        (0..40).map(|_| Ok(vec![b' '; 1024])).collect();
-    let reply = Reply::read(
-        app.client
-            .post(app.url("/api/auth/login/"))
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                chunks,
-            )))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let reply = app
+        .post_streamed("/api/auth/login/", &[], vec![b' '; 40 * 1024])
+        .await;
     assert_detail(&reply, 413, BODY_TOO_LARGE);
 }
 

@@ -16,7 +16,8 @@ fn every_named_route_is_documented_and_nothing_else() {
     assert_eq!(documented, routes);
 }
 
-async fn operations(app: &TestApp) -> Vec<(String, String, Value)> {
+/// The document's operations as (method, path, operation).
+pub async fn operations(app: &TestApp) -> Vec<(String, String, Value)> {
     let reply = Reply::read(
         app.client
             .get(app.url("/openapi.json"))

@@ -409,22 +409,14 @@ async fn an_oversized_body_is_413_and_leaves_the_cookies_alone(backend: Backend)
     assert_no_cookies(&reply);
     // The same streamed without a Content-Length, on both APIs, with the cookie there too.
     for path in ["/api/auth/token/refresh/", "/api/token/refresh/"] {
-        let text = body.to_string().into_bytes();
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            text.chunks(1000).map(|c| Ok(c.to_vec())).collect();
-        let reply = Reply::read(
-            app.client
-                .post(app.url(path))
-                .header("cookie", format!("refresh_token={}", tokens.refresh))
-                .header("content-type", "application/json")
-                .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                    chunks,
-                )))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let cookie = format!("refresh_token={}", tokens.refresh);
+        let headers = [
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let reply = app
+            .post_streamed(path, &headers, body.to_string().into_bytes())
+            .await;
         assert_detail(&reply, 413, BODY_TOO_LARGE);
         assert_no_cookies(&reply);
     }

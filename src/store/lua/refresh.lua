@@ -37,6 +37,22 @@ local s = redis.call('HMGET', KEYS[2], 'cur', 'rev', 'prev', 'prev_at', 'end',
   'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
 local cur, rev, prev, prev_at, send = s[1], s[2], s[3], s[4], s[5]
 
+-- The refusal for a user who is not here or not active, else nil; the user is read once, when
+-- first asked.
+local active
+local function user_refusal()
+  if active == nil then
+    active = redis.call('HGET', KEYS[1], 'active') or false
+  end
+  if not active then
+    return {'no_user'}
+  end
+  if active ~= '1' then
+    return {'inactive'}
+  end
+  return nil
+end
+
 if not cur then
   if ARGV[4] ~= '1' then
     return {'invalid'}
@@ -45,12 +61,9 @@ if not cur then
     return {'revoked'}
   end
   -- A token minted elsewhere for a user who is not here, or not active, starts nothing.
-  local a = redis.call('HGET', KEYS[1], 'active')
-  if not a then
-    return {'no_user'}
-  end
-  if a ~= '1' then
-    return {'inactive'}
+  local refused = user_refusal()
+  if refused then
+    return refused
   end
   cur = jti
   send = ARGV[14]
@@ -78,12 +91,9 @@ if jti ~= cur and not grace then
   end
 end
 
-local active = redis.call('HGET', KEYS[1], 'active')
-if not active then
-  return {'no_user'}
-end
-if active ~= '1' then
-  return {'inactive'}
+local refused = user_refusal()
+if refused then
+  return refused
 end
 local has_end = send and send ~= ''
 if has_end and math.floor(now / 1000) >= tonumber(send) then
