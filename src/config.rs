@@ -41,6 +41,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("CORS_ALLOWED_ORIGINS", ""),
     ("PUBLIC_ORIGIN", ""),
     ("SESSION_MAX_LIFETIME", ""),
+    ("SESSION_IDLE_TIMEOUT", ""),
+    ("ADOPT_FOREIGN_TOKENS", "true"),
     ("LOGIN_MAX_FAILURES", "10"),
     ("LOGIN_FAILURE_WINDOW", "15m"),
     ("TRUSTED_PROXIES", ""),
@@ -183,6 +185,10 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     pub public_origin: Option<String>,
     pub session_max_lifetime: Option<Duration>,
+    /// A session not refreshed for this long ends (checked on every refresh).
+    pub session_idle_timeout: Option<Duration>,
+    /// Whether tokens minted elsewhere (no `sid`) start a session at their first refresh.
+    pub adopt_foreign_tokens: bool,
     pub login_max_failures: u32,
     pub login_failure_window: Duration,
     pub trusted_proxies: Vec<IpNet>,
@@ -397,6 +403,7 @@ impl Settings {
             })
         };
         let session_max_lifetime = optional_duration(&mut r, "SESSION_MAX_LIFETIME");
+        let session_idle_timeout = optional_duration(&mut r, "SESSION_IDLE_TIMEOUT");
 
         let settings = Settings {
             production,
@@ -446,6 +453,8 @@ impl Settings {
                 .collect(),
             public_origin: r.optional("PUBLIC_ORIGIN").map(|s| canonical_origin(&s)),
             session_max_lifetime,
+            session_idle_timeout,
+            adopt_foreign_tokens: r.bool("ADOPT_FOREIGN_TOKENS"),
             login_max_failures: r.parsed("LOGIN_MAX_FAILURES", 10, |s| {
                 s.parse::<u32>()
                     .map_err(|_| format!("{s:?} is not a whole number"))
@@ -752,6 +761,16 @@ impl Settings {
                 self.session_max_lifetime
                     .map(d)
                     .unwrap_or_else(|| "(unset)".into()),
+            ),
+            (
+                "SESSION_IDLE_TIMEOUT",
+                self.session_idle_timeout
+                    .map(d)
+                    .unwrap_or_else(|| "(unset)".into()),
+            ),
+            (
+                "ADOPT_FOREIGN_TOKENS",
+                self.adopt_foreign_tokens.to_string(),
             ),
             ("LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
             ("LOGIN_FAILURE_WINDOW", d(self.login_failure_window)),

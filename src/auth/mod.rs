@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::config::Settings;
 use crate::domain::{Claims, Jti, SessionId, TokenType, User, UserId, Username};
 use crate::store::{
-    CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest,
-    SessionInfo, Store, StoreError, Successor, TokenCheck,
+    AnswerKind, CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshClaims, RefreshOutcome,
+    RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, SessionInfo, Store, StoreError,
+    TokenCheck,
 };
 use crate::tokens::{TokenCodec, TokenError};
 
@@ -64,6 +65,9 @@ pub struct IssuedTokens {
     pub access_max_age: u64,
     pub refresh: String,
     pub refresh_max_age: u64,
+    /// False for a session started with "remember me" off: its cookies are browser-session
+    /// cookies (no Max-Age), after every refresh too.
+    pub persistent: bool,
 }
 
 impl std::fmt::Debug for IssuedTokens {
@@ -71,6 +75,7 @@ impl std::fmt::Debug for IssuedTokens {
         f.debug_struct("IssuedTokens")
             .field("access_max_age", &self.access_max_age)
             .field("refresh_max_age", &self.refresh_max_age)
+            .field("persistent", &self.persistent)
             .finish_non_exhaustive()
     }
 }
@@ -91,18 +96,10 @@ impl Requester {
     }
 }
 
-/// How a successful refresh came about (for metrics and logs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefreshKind {
-    Rotated,
-    GraceReplay,
-    /// Rotation is off: the same refresh token, a new access token.
-    Kept,
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refreshed {
-    pub kind: RefreshKind,
+    /// How the store answered (for metrics and logs).
+    pub kind: AnswerKind,
     pub tokens: IssuedTokens,
 }
 
@@ -110,10 +107,7 @@ pub struct Refreshed {
 struct Policy {
     access_lifetime: u64,
     refresh_lifetime: u64,
-    rotate: bool,
-    blacklist: bool,
-    reuse_interval_ms: u64,
-    leeway: u64,
+    rotation: RotationPolicy,
     session_max_lifetime: Option<u64>,
     login_max_failures: u32,
     login_failure_window: Duration,
@@ -142,10 +136,16 @@ impl AuthService {
             policy: Policy {
                 access_lifetime: settings.access_token_lifetime.as_secs(),
                 refresh_lifetime: settings.refresh_token_lifetime.as_secs(),
-                rotate: settings.rotate_refresh_tokens,
-                blacklist: settings.blacklist_after_rotation,
-                reuse_interval_ms: settings.refresh_token_reuse_interval.as_millis() as u64,
-                leeway: settings.leeway.as_secs(),
+                rotation: RotationPolicy {
+                    rotate: settings.rotate_refresh_tokens,
+                    blacklist: settings.blacklist_after_rotation,
+                    reuse_interval_ms: settings.refresh_token_reuse_interval.as_millis() as u64,
+                    idle_timeout_ms: settings
+                        .session_idle_timeout
+                        .map(|d| d.as_millis() as u64),
+                    adopt_foreign: settings.adopt_foreign_tokens,
+                    leeway: settings.leeway.as_secs(),
+                },
                 session_max_lifetime: settings.session_max_lifetime.map(|d| d.as_secs()),
                 login_max_failures: settings.login_max_failures,
                 login_failure_window: settings.login_failure_window,
@@ -172,9 +172,9 @@ impl AuthService {
         &self,
         username: &str,
         password: &str,
+        remember: bool,
         requester: &Requester,
     ) -> Result<IssuedTokens, AuthError> {
-        let now = now_ms();
         let name = Username::parse(username);
         let mut keys = Vec::with_capacity(2);
         if let Some(name) = &name {
@@ -191,7 +191,6 @@ impl AuthService {
                     &keys,
                     self.policy.login_max_failures,
                     self.policy.login_failure_window,
-                    now,
                 )
                 .await?
         {
@@ -213,7 +212,7 @@ impl AuthService {
                 .forget_login_attempt(username_key, others)
                 .await?;
         }
-        self.start_session(&user.id, requester).await
+        self.start_session(&user.id, remember, requester).await
     }
 
     /// Starts a session for a user without checking a password: for tools that load sessions in
@@ -221,73 +220,84 @@ impl AuthService {
     pub async fn start_session(
         &self,
         user_id: &UserId,
+        remember: bool,
         requester: &Requester,
     ) -> Result<IssuedTokens, AuthError> {
-        let now = now_ms();
-        let iat = now / 1000;
+        let now = now_ms() / 1000;
         let sid = SessionId::new_random();
-        let end = self.policy.session_max_lifetime.map(|max| iat + max);
-        let next = self.successor(iat, end);
+        let end = self.policy.session_max_lifetime.map(|max| now + max);
+        let refresh = self.successor(now, end);
         self.store
             .create_session(&NewSession {
                 user_id: user_id.clone(),
                 sid: sid.clone(),
                 client: requester.info(),
-                refresh_jti: next.refresh_jti.clone(),
-                refresh_exp: next.refresh_exp,
-                now_ms: now,
+                refresh: refresh.clone(),
                 end,
-                leeway: self.policy.leeway,
+                remember,
+                leeway: self.policy.rotation.leeway,
             })
             .await?;
-        self.mint(user_id, &sid, &next, iat)
+        let session = Session {
+            user_id,
+            sid: &sid,
+            end,
+            remember,
+        };
+        Ok(IssuedTokens {
+            refresh: self.sign_refresh(&session, &refresh)?,
+            refresh_max_age: refresh.exp.saturating_sub(now),
+            ..self.mint_access(&session, now)?
+        })
     }
 
-    /// Fresh claims for a new pair issued at `iat`, never outliving the session's end.
-    fn successor(&self, iat: u64, end: Option<u64>) -> Successor {
-        let cap = |exp: u64| end.map_or(exp, |end| exp.min(end));
-        Successor {
-            refresh_jti: Jti::new_random(),
-            access_jti: Jti::new_random(),
+    /// Claims for a new refresh token issued at `iat`, never outliving the session's end.
+    fn successor(&self, iat: u64, end: Option<u64>) -> RefreshClaims {
+        let exp = iat + self.policy.refresh_lifetime;
+        RefreshClaims {
+            jti: Jti::new_random(),
             iat,
-            refresh_exp: cap(iat + self.policy.refresh_lifetime),
-            access_exp: cap(iat + self.policy.access_lifetime),
+            exp: end.map_or(exp, |end| exp.min(end)),
         }
     }
 
-    fn mint(
-        &self,
-        user_id: &UserId,
-        sid: &SessionId,
-        next: &Successor,
-        now_s: u64,
-    ) -> Result<IssuedTokens, AuthError> {
-        let claims = |token_type, jti: &Jti, exp| Claims {
-            token_type,
-            user_id: user_id.clone(),
-            jti: jti.clone(),
-            iat: next.iat,
+    fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        self.codec
+            .encode(claims)
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// Signs a refresh token the store described: the same claims always give the same string.
+    fn sign_refresh(&self, session: &Session<'_>, r: &RefreshClaims) -> Result<String, AuthError> {
+        self.sign(&Claims {
+            token_type: TokenType::Refresh,
+            user_id: session.user_id.clone(),
+            jti: r.jti.clone(),
+            iat: r.iat,
+            exp: r.exp,
+            sid: Some(session.sid.clone()),
+        })
+    }
+
+    /// A freshly issued access token (new jti, `exp` now plus the access lifetime, never past the
+    /// session's end), with the refresh fields left for the caller to fill.
+    fn mint_access(&self, session: &Session<'_>, now: u64) -> Result<IssuedTokens, AuthError> {
+        let exp = now + self.policy.access_lifetime;
+        let exp = session.end.map_or(exp, |end| exp.min(end));
+        let access = self.sign(&Claims {
+            token_type: TokenType::Access,
+            user_id: session.user_id.clone(),
+            jti: Jti::new_random(),
+            iat: now,
             exp,
-            sid: Some(sid.clone()),
-        };
-        let sign = |c: &Claims| {
-            self.codec
-                .encode(c)
-                .map_err(|e| AuthError::Internal(e.to_string()))
-        };
+            sid: Some(session.sid.clone()),
+        })?;
         Ok(IssuedTokens {
-            access: sign(&claims(
-                TokenType::Access,
-                &next.access_jti,
-                next.access_exp,
-            ))?,
-            access_max_age: next.access_exp.saturating_sub(now_s),
-            refresh: sign(&claims(
-                TokenType::Refresh,
-                &next.refresh_jti,
-                next.refresh_exp,
-            ))?,
-            refresh_max_age: next.refresh_exp.saturating_sub(now_s),
+            access,
+            access_max_age: exp.saturating_sub(now),
+            refresh: String::new(),
+            refresh_max_age: 0,
+            persistent: session.remember,
         })
     }
 
@@ -300,36 +310,29 @@ impl AuthService {
             })
     }
 
-    /// Verifies a refresh token and lets the store decide, atomically, whether this request
-    /// rotates it, replays a rotation that just happened, or has caught a reused token.
+    /// Verifies a refresh token and lets the store decide, atomically, by the state table of
+    /// SPEC 4 (and `store/mod.rs`): issue or repeat the pending successor, promote it, forgive a
+    /// recently retired token, or catch a reused one.
     pub async fn refresh(
         &self,
         token: &str,
         requester: &Requester,
     ) -> Result<Refreshed, AuthError> {
         let claims = self.decode_refresh(token)?;
-        let now = now_ms();
-        let iat = now / 1000;
+        let now = now_ms() / 1000;
         let sid = claims.session_id();
         let request = RefreshRequest {
             user_id: claims.user_id.clone(),
             sid: sid.clone(),
-            adopt: claims.sid.is_none(),
+            foreign: claims.sid.is_none(),
             adopt_end: self.policy.session_max_lifetime.map(|max| claims.iat + max),
-            jti: claims.jti.clone(),
-            jti_exp: claims.exp,
-            now_ms: now,
-            rotate: self.policy.rotate,
-            blacklist: self.policy.blacklist,
-            reuse_interval_ms: self.policy.reuse_interval_ms,
-            leeway: self.policy.leeway,
-            next: self.successor(iat, None),
+            presented: presented(&claims),
+            policy: self.policy.rotation,
+            successor: self.successor(now, None),
             client: requester.info(),
         };
-        let (kind, next) = match self.store.refresh(&request).await? {
-            RefreshOutcome::Rotated(next) => (RefreshKind::Rotated, next),
-            RefreshOutcome::GraceReplay(next) => (RefreshKind::GraceReplay, next),
-            RefreshOutcome::Kept(next) => (RefreshKind::Kept, next),
+        let answer = match self.store.refresh(&request).await? {
+            RefreshOutcome::Ok(answer) => answer,
             RefreshOutcome::Invalid => return Err(AuthError::InvalidRefreshToken),
             RefreshOutcome::Revoked => return Err(AuthError::BlacklistedToken),
             RefreshOutcome::ReuseRevoked => {
@@ -343,42 +346,52 @@ impl AuthService {
                 return Err(AuthError::InvalidTokenUser);
             }
         };
-        let mut tokens = self.mint(&claims.user_id, &sid, &next, iat)?;
-        if kind == RefreshKind::Kept {
+        let session = Session {
+            user_id: &claims.user_id,
+            sid: &sid,
+            end: answer.end,
+            remember: answer.remember,
+        };
+        let refresh = if answer.kind == AnswerKind::Kept {
             // The refresh token stays the very string the client holds.
-            tokens.refresh = token.to_owned();
-        }
-        Ok(Refreshed { kind, tokens })
+            token.to_owned()
+        } else {
+            self.sign_refresh(&session, &answer.refresh)?
+        };
+        Ok(Refreshed {
+            kind: answer.kind,
+            tokens: IssuedTokens {
+                refresh,
+                refresh_max_age: answer.refresh.exp.saturating_sub(now),
+                ..self.mint_access(&session, now)?
+            },
+        })
     }
 
     /// Revokes the session of a refresh token. A missing, invalid or expired token has nothing
     /// left to revoke, so that is not an error: logout is idempotent.
     pub async fn logout(&self, token: Option<&str>) -> Result<(), AuthError> {
         match token.map(|t| self.decode_refresh(t)) {
-            Some(Ok(claims)) => self.revoke(&claims).await,
+            Some(Ok(claims)) => self.revoke(&claims, false).await.map(|_| ()),
             _ => Ok(()),
         }
     }
 
-    /// "Log out everywhere": ends every session of the refresh token's user. Like logout, a
-    /// missing or invalid token has nothing to end. Neither has a token of a revoked session: a
-    /// stolen copy that reuse detection already cut off must not keep logging its victim out of
-    /// every device for the rest of its life. A token of a live session counts even when it has
-    /// just been rotated out (a client that lost the answer to its last refresh).
+    /// "Log out everywhere": ends every session of the refresh token's user, but only for a live
+    /// token (current, pending, or retired within its reuse interval). A token retired longer
+    /// ago is reuse: its own session ends and no other, so a stolen old copy cannot log its
+    /// victim out of every device. Like logout, a missing or invalid token has nothing to end.
     pub async fn logout_all(&self, token: Option<&str>) -> Result<(), AuthError> {
         let Some(Ok(claims)) = token.map(|t| self.decode_refresh(t)) else {
             return Ok(());
         };
-        let session_check = TokenCheck {
-            refresh_jti: None,
-            ..token_check(&claims)
-        };
-        if let CheckOutcome::Revoked = self.store.check_token(&session_check).await? {
-            return Ok(());
+        if self.revoke(&claims, true).await? == RevokeOutcome::ReuseRevoked {
+            log::warn!(
+                "log out everywhere with a retired refresh token: session {} of user {} revoked",
+                claims.session_id(),
+                claims.user_id
+            );
         }
-        // The presented token's own session first: a token minted elsewhere may have none yet.
-        self.revoke(&claims).await?;
-        self.store.end_all_sessions(&claims.user_id).await?;
         Ok(())
     }
 
@@ -386,25 +399,24 @@ impl AuthService {
     /// is an error.
     pub async fn blacklist(&self, token: &str) -> Result<(), AuthError> {
         let claims = self.decode_refresh(token)?;
-        match self.store.check_token(&token_check(&claims)).await? {
+        match self.store.check_token(&self.token_check(&claims)).await? {
             CheckOutcome::Revoked => Err(AuthError::BlacklistedToken),
-            _ => self.revoke(&claims).await,
+            _ => self.revoke(&claims, false).await.map(|_| ()),
         }
     }
 
-    async fn revoke(&self, claims: &Claims) -> Result<(), AuthError> {
-        self.store
+    async fn revoke(&self, claims: &Claims, all: bool) -> Result<RevokeOutcome, AuthError> {
+        Ok(self
+            .store
             .revoke(&RevokeRequest {
                 user_id: claims.user_id.clone(),
                 sid: claims.session_id(),
-                adopt: claims.sid.is_none(),
-                jti: claims.jti.clone(),
-                jti_exp: claims.exp,
-                now_ms: now_ms(),
-                leeway: self.policy.leeway,
+                foreign: claims.sid.is_none(),
+                presented: presented(claims),
+                all,
+                policy: self.policy.rotation,
             })
-            .await?;
-        Ok(())
+            .await?)
     }
 
     /// The user behind an access token, refused at once if the session was revoked or the user
@@ -423,7 +435,7 @@ impl AuthService {
             log::debug!("access token refused: {e}");
             AuthError::InvalidAccessToken
         })?;
-        match self.store.check_token(&token_check(&claims)).await? {
+        match self.store.check_token(&self.token_check(&claims)).await? {
             CheckOutcome::Ok(user) => Ok((user, claims.session_id())),
             _ => Err(AuthError::InvalidAccessToken),
         }
@@ -445,7 +457,7 @@ impl AuthService {
             log::debug!("token refused: {e}");
             AuthError::InvalidRefreshToken
         })?;
-        match self.store.check_token(&token_check(&claims)).await? {
+        match self.store.check_token(&self.token_check(&claims)).await? {
             CheckOutcome::Ok(_) => Ok(()),
             CheckOutcome::Revoked => Err(AuthError::BlacklistedToken),
             CheckOutcome::UserMissing | CheckOutcome::UserInactive => {
@@ -455,14 +467,35 @@ impl AuthService {
     }
 }
 
-/// What the store must confirm about a verified token. A token minted elsewhere has no `sid`:
-/// its session exists only once its first refresh here has started one.
-fn token_check(claims: &Claims) -> TokenCheck {
-    TokenCheck {
-        user_id: claims.user_id.clone(),
-        sid: claims.session_id(),
-        session_required: claims.sid.is_some(),
-        refresh_jti: (claims.token_type == TokenType::Refresh).then(|| claims.jti.clone()),
+/// The session a token is minted in, as far as minting needs it.
+struct Session<'a> {
+    user_id: &'a UserId,
+    sid: &'a SessionId,
+    end: Option<u64>,
+    remember: bool,
+}
+
+/// The presented refresh token, as the store tracks it.
+fn presented(claims: &Claims) -> RefreshClaims {
+    RefreshClaims {
+        jti: claims.jti.clone(),
+        iat: claims.iat,
+        exp: claims.exp,
+    }
+}
+
+impl AuthService {
+    /// What the store must confirm about a verified token. A token minted elsewhere has no
+    /// `sid`: its session exists only once its first refresh here has started one.
+    fn token_check(&self, claims: &Claims) -> TokenCheck {
+        TokenCheck {
+            user_id: claims.user_id.clone(),
+            sid: claims.session_id(),
+            session_required: claims.sid.is_some(),
+            iat: claims.iat,
+            refresh_jti: (claims.token_type == TokenType::Refresh).then(|| claims.jti.clone()),
+            idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+        }
     }
 }
 

@@ -306,7 +306,7 @@ async fn load_sessions(
         let id = users[i % users.len()].id.clone();
         let r = requester.clone();
         batch.spawn(async move {
-            let issued = auth.start_session(&id, &r).await.unwrap();
+            let issued = auth.start_session(&id, true, &r).await.unwrap();
             (issued.refresh, issued.access)
         });
         if batch.len() >= 256 || i + 1 == n {

@@ -37,16 +37,18 @@ impl CookieJar {
     }
 
     /// `name=value; HttpOnly; Path=..; Max-Age=..; SameSite=..[; Secure][; Domain=..]`, in the
-    /// contract's order.
-    fn build(&self, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
+    /// contract's order. Without `max_age`, a browser-session cookie: no Max-Age, no Expires.
+    fn build(&self, name: &str, value: &str, path: &str, max_age: Option<u64>) -> HeaderValue {
         let mut s = String::with_capacity(name.len() + value.len() + 96);
         s.push_str(name);
         s.push('=');
         s.push_str(value);
         s.push_str("; HttpOnly; Path=");
         s.push_str(path);
-        s.push_str("; Max-Age=");
-        s.push_str(&max_age.to_string());
+        if let Some(max_age) = max_age {
+            s.push_str("; Max-Age=");
+            s.push_str(&max_age.to_string());
+        }
         s.push_str("; SameSite=");
         s.push_str(self.samesite.as_str());
         if self.secure {
@@ -62,17 +64,17 @@ impl CookieJar {
             .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
 
-    pub fn access(&self, token: &str, max_age: u64) -> HeaderValue {
+    pub fn access(&self, token: &str, max_age: Option<u64>) -> HeaderValue {
         self.build(&self.access_name, token, "/", max_age)
     }
 
-    pub fn refresh(&self, token: &str, max_age: u64) -> HeaderValue {
+    pub fn refresh(&self, token: &str, max_age: Option<u64>) -> HeaderValue {
         self.build(&self.refresh_name, token, &self.refresh_path, max_age)
     }
 
     /// Both cookies with `Max-Age=0` and the attributes they were set with.
     pub fn expire_both(&self) -> [HeaderValue; 2] {
-        [self.access("", 0), self.refresh("", 0)]
+        [self.access("", Some(0)), self.refresh("", Some(0))]
     }
 }
 
@@ -93,12 +95,16 @@ mod tests {
     fn defaults_match_the_contract() {
         let j = jar(&[]);
         assert_eq!(
-            j.access("abc", 900),
+            j.access("abc", Some(900)),
             "access_token=abc; HttpOnly; Path=/; Max-Age=900; SameSite=Lax"
         );
         assert_eq!(
-            j.refresh("def", 2592000),
+            j.refresh("def", Some(2592000)),
             "refresh_token=def; HttpOnly; Path=/; Max-Age=2592000; SameSite=Lax"
+        );
+        assert_eq!(
+            j.refresh("def", None),
+            "refresh_token=def; HttpOnly; Path=/; SameSite=Lax"
         );
     }
 

@@ -188,10 +188,11 @@ async fn openapi(state: web::Data<AppState>) -> HttpResponse {
 pub(super) fn refresh_outcome(
     result: &Result<crate::auth::Refreshed, AuthError>,
 ) -> crate::metrics::RefreshOutcome {
-    use crate::auth::RefreshKind;
     use crate::metrics::RefreshOutcome as O;
+    use crate::store::AnswerKind;
     match result {
-        Ok(r) if r.kind == RefreshKind::GraceReplay => O::GraceReplay,
+        // Answered with a token issued before: a lost response, a race, a slow tab.
+        Ok(r) if matches!(r.kind, AnswerKind::Repeated | AnswerKind::Forgiven) => O::GraceReplay,
         Ok(_) => O::Ok,
         Err(AuthError::MissingRefreshToken) => O::Missing,
         Err(AuthError::RefreshTokenReused) => O::ReuseRevoked,
@@ -224,12 +225,16 @@ fn set_cookies(
     resp
 }
 
+/// Both cookies of a pair: persistent (`Max-Age`) unless the session is a browser-session one.
 fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
+    let age = |max_age: u64| tokens.persistent.then_some(max_age);
     [
-        state.cookies.access(&tokens.access, tokens.access_max_age),
         state
             .cookies
-            .refresh(&tokens.refresh, tokens.refresh_max_age),
+            .access(&tokens.access, age(tokens.access_max_age)),
+        state
+            .cookies
+            .refresh(&tokens.refresh, age(tokens.refresh_max_age)),
     ]
 }
 
@@ -261,12 +266,16 @@ async fn login(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(&req, payload).await?;
-    let (username, password) = credentials(&json_object(&body)?)?;
+    let object = json_object(&body)?;
+    let (username, password) = credentials(&object)?;
+    // "Remember me" is on unless the client says `"remember": false`.
+    let remember = object.get("remember") != Some(&Value::Bool(false));
     let result = state
         .auth
         .login(
             &username,
             &password,
+            remember,
             &requester(&req, &state.trusted_proxies),
         )
         .await;

@@ -11,7 +11,7 @@ use super::AppState;
 use super::error::{self, ApiError};
 use super::extract::{normalize_token, read_body, requester};
 use super::routes::{add, credentials, json_object, login_outcome, refresh_outcome, string_field};
-use crate::auth::RefreshKind;
+use crate::store::AnswerKind;
 
 pub fn configure(cfg: &mut web::ServiceConfig, prefix: &str) {
     add(
@@ -86,6 +86,7 @@ async fn obtain(
         .login(
             &username,
             &password,
+            true,
             &requester(&req, &state.trusted_proxies),
         )
         .await;
@@ -116,8 +117,8 @@ async fn refresh(
     let refreshed = result.map_err(ApiError::Token)?;
     let body = match refreshed.kind {
         // With rotation off SimpleJWT answers the access token alone.
-        RefreshKind::Kept => json!({ "access": refreshed.tokens.access }),
-        RefreshKind::Rotated | RefreshKind::GraceReplay => json!({
+        AnswerKind::Kept => json!({ "access": refreshed.tokens.access }),
+        _ => json!({
             "access": refreshed.tokens.access,
             "refresh": refreshed.tokens.refresh,
         }),

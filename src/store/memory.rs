@@ -1,17 +1,20 @@
 //! The in-process store: everything in one mutex-guarded map, for running with no set-up. It
-//! follows the Redis store's rules step for step (see `lua/refresh.lua`); the contract tests run
-//! against both. Entries carry their own expiry and a sweep removes the dead ones, so nothing
-//! grows without bound. State is lost when the process stops and is not shared between instances.
+//! follows the state table in `store/mod.rs` step for step, as `lua/refresh.lua` does; the
+//! contract tests run the same scenarios against both. Entries carry their own expiry and a sweep
+//! removes the dead ones, so nothing grows without bound. Time comes from the store's `Clock`.
+//! State is lost when the process stops and is not shared between instances.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{
-    CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest,
-    SessionInfo, Store, StoreError, Successor, TokenCheck, clamp_to_end,
+    AnswerKind, CheckOutcome, ClientInfo, Clock, LimitKey, LoginLimits, NewSession,
+    RefreshAnswer, RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest,
+    SessionInfo, SessionStore, Store, StoreError, SystemClock, TokenCheck,
+    UserStore,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
@@ -20,11 +23,11 @@ const SWEEP_EVERY_MS: u64 = 1_000;
 
 struct SessionRec {
     current: Jti,
+    current_exp: u64,
+    pending: Option<RefreshClaims>,
     end: Option<u64>,
+    remember: bool,
     revoked: bool,
-    prev: Option<Jti>,
-    prev_at_ms: u64,
-    next: Option<Successor>,
     /// Milliseconds since the epoch after which the record is gone.
     keep_until_ms: u64,
     created_ms: u64,
@@ -33,42 +36,54 @@ struct SessionRec {
 }
 
 impl SessionRec {
-    fn new(
-        current: &Jti,
-        end: Option<u64>,
-        now_ms: u64,
-        keep_until_ms: u64,
-        client: &ClientInfo,
-    ) -> Self {
+    fn new(current: &RefreshClaims, end: Option<u64>, now_ms: u64, leeway: u64) -> Self {
         Self {
-            current: current.clone(),
+            current: current.jti.clone(),
+            current_exp: current.exp,
+            pending: None,
             end,
+            remember: true,
             revoked: false,
-            prev: None,
-            prev_at_ms: 0,
-            next: None,
-            keep_until_ms,
+            keep_until_ms: keep_ms(current.exp, leeway),
             created_ms: now_ms,
             last_ms: None,
-            client: client.clone(),
+            client: ClientInfo::default(),
         }
     }
 
     fn revoke(&mut self) {
         self.revoked = true;
-        self.next = None;
+        self.pending = None;
     }
+
+    /// Idle past the timeout: not refreshed (nor started) for that long.
+    fn idle(&self, now_ms: u64, idle_timeout_ms: Option<u64>) -> bool {
+        idle_timeout_ms
+            .is_some_and(|idle| now_ms >= self.last_ms.unwrap_or(self.created_ms) + idle)
+    }
+}
+
+/// When the entries of a token that expires at `exp` (s) may go, in ms.
+fn keep_ms(exp: u64, leeway: u64) -> u64 {
+    exp.saturating_add(leeway).saturating_mul(1000)
+}
+
+#[derive(Default)]
+struct UserRec {
+    user: Option<User>,
+    /// Tokens issued at or before this second (minted elsewhere) are refused: set by deactivation.
+    cutoff_s: u64,
 }
 
 #[derive(Default)]
 struct Inner {
-    users: HashMap<UserId, User>,
+    users: HashMap<UserId, UserRec>,
     by_name: HashMap<String, UserId>,
     sessions: HashMap<(UserId, SessionId), SessionRec>,
     /// Each user's live sessions (the Redis store's per-user index).
     by_user: HashMap<UserId, BTreeSet<SessionId>>,
-    /// Blacklisted jtis, with the time their entry may go.
-    blacklist: HashMap<(UserId, Jti), u64>,
+    /// Retired or logged-out jtis: (when retired (ms), when the entry may go (ms)).
+    blacklist: HashMap<(UserId, Jti), (u64, u64)>,
     /// Login-failure counters: count and end of window (ms).
     failures: HashMap<String, (u32, u64)>,
     last_sweep_ms: u64,
@@ -90,8 +105,16 @@ impl Inner {
             });
             !sids.is_empty()
         });
-        self.blacklist.retain(|_, until| *until > now_ms);
+        self.blacklist.retain(|_, (_, until)| *until > now_ms);
         self.failures.retain(|_, (_, until)| *until > now_ms);
+    }
+
+    fn user(&self, id: &UserId) -> Option<&User> {
+        self.users.get(id).and_then(|r| r.user.as_ref())
+    }
+
+    fn cutoff_s(&self, id: &UserId) -> u64 {
+        self.users.get(id).map_or(0, |r| r.cutoff_s)
     }
 
     fn session(&mut self, key: &(UserId, SessionId), now_ms: u64) -> Option<&mut SessionRec> {
@@ -114,19 +137,54 @@ impl Inner {
         }
     }
 
-    fn is_blacklisted(&self, key: &(UserId, Jti), now_ms: u64) -> bool {
-        self.blacklist.get(key).is_some_and(|until| *until > now_ms)
+    /// When the jti was retired (ms), if it is on the blacklist.
+    fn retired_at(&self, key: &(UserId, Jti), now_ms: u64) -> Option<u64> {
+        self.blacklist
+            .get(key)
+            .filter(|(_, until)| *until > now_ms)
+            .map(|(at, _)| *at)
+    }
+
+    fn end_all(&mut self, user_id: &UserId, now_ms: u64) -> usize {
+        let sids = self.by_user.remove(user_id).unwrap_or_default();
+        let mut ended = 0;
+        for sid in sids {
+            if let Some(s) = self.session(&(user_id.clone(), sid), now_ms)
+                && !s.revoked
+            {
+                s.revoke();
+                ended += 1;
+            }
+        }
+        ended
     }
 }
 
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+    epoch_s: u64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Self::with_clock(Arc::new(SystemClock))
+    }
+
+    /// A store that reads `clock`: tests pass a `ManualClock` to step through time.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        let epoch_s = clock.now_ms() / 1000;
+        Self {
+            inner: Mutex::new(Inner::default()),
+            clock,
+            epoch_s,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -134,13 +192,10 @@ impl MemoryStore {
         // made after all its checks. So a poisoned lock is still consistent.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
 }
 
 #[async_trait]
@@ -152,19 +207,22 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+#[async_trait]
+impl UserStore for MemoryStore {
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
         let mut inner = self.lock();
         if inner.by_name.contains_key(user.username.as_str()) {
             return Err(StoreError::UsernameTaken);
         }
-        if inner.users.contains_key(&user.id) {
+        if inner.user(&user.id).is_some() {
             return Err(StoreError::IdTaken);
         }
         inner
             .by_name
             .insert(user.username.as_str().to_owned(), user.id.clone());
-        inner.users.insert(user.id.clone(), user.clone());
+        inner.users.entry(user.id.clone()).or_default().user = Some(user.clone());
         Ok(())
     }
 
@@ -173,150 +231,236 @@ impl Store for MemoryStore {
         Ok(inner
             .by_name
             .get(username.as_str())
-            .and_then(|id| inner.users.get(id))
+            .and_then(|id| inner.user(id))
             .cloned())
     }
 
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError> {
+        let now = self.now_ms();
         let mut inner = self.lock();
         let Some(id) = inner.by_name.get(username.as_str()).cloned() else {
             return Ok(false);
         };
-        Ok(match inner.users.get_mut(&id) {
-            Some(user) => {
-                user.is_active = active;
-                true
-            }
-            None => false,
-        })
+        let Some(rec) = inner.users.get_mut(&id) else {
+            return Ok(false);
+        };
+        let Some(user) = rec.user.as_mut() else {
+            return Ok(false);
+        };
+        user.is_active = active;
+        if !active {
+            rec.cutoff_s = now / 1000;
+            inner.end_all(&id, now);
+        }
+        Ok(true)
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let mut users: Vec<User> = self.lock().users.values().cloned().collect();
+        let mut users: Vec<User> = self
+            .lock()
+            .users
+            .values()
+            .filter_map(|r| r.user.clone())
+            .collect();
         users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(users)
     }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn epoch(&self) -> Result<u64, StoreError> {
+        Ok(self.epoch_s)
+    }
 
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let now = self.now_ms();
         let mut inner = self.lock();
-        inner.sweep(s.now_ms);
-        let keep = (s.refresh_exp + s.leeway) * 1000;
-        let rec = SessionRec::new(&s.refresh_jti, s.end, s.now_ms, keep, &s.client);
+        inner.sweep(now);
+        let mut rec = SessionRec::new(&s.refresh, s.end, now, s.leeway);
+        rec.remember = s.remember;
+        rec.client = s.client.clone();
         inner.insert_session((s.user_id.clone(), s.sid.clone()), rec);
         Ok(())
     }
 
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
+        let now = self.now_ms();
+        let p = &r.policy;
         let mut inner = self.lock();
-        inner.sweep(r.now_ms);
+        inner.sweep(now);
+        match inner.user(&r.user_id).map(|u| u.is_active) {
+            None => return Ok(RefreshOutcome::UserMissing),
+            Some(false) => return Ok(RefreshOutcome::UserInactive),
+            Some(true) => {}
+        }
+        if r.foreign
+            && (r.presented.iat < self.epoch_s || r.presented.iat <= inner.cutoff_s(&r.user_id))
+        {
+            return Ok(RefreshOutcome::Invalid);
+        }
         let key = (r.user_id.clone(), r.sid.clone());
-        let bl_key = (r.user_id.clone(), r.jti.clone());
-        let blacklisted = inner.is_blacklisted(&bl_key, r.now_ms);
-        let keep_presented_ms = (r.jti_exp + r.leeway) * 1000;
-        let user_state = inner.users.get(&r.user_id).map(|u| u.is_active);
-
-        if inner.session(&key, r.now_ms).is_none() {
-            if !r.adopt {
+        let presented_bl = (r.user_id.clone(), r.presented.jti.clone());
+        let retired_at = inner.retired_at(&presented_bl, now);
+        if inner.session(&key, now).is_none() {
+            if !r.foreign || !p.adopt_foreign {
                 return Ok(RefreshOutcome::Invalid);
             }
-            if blacklisted {
+            if retired_at.is_some() {
                 return Ok(RefreshOutcome::Revoked);
             }
-            // A token minted elsewhere for a user who is not here, or not active, starts nothing.
-            if let Some(refusal) = user_refusal(user_state) {
-                return Ok(refusal);
-            }
-            let rec = SessionRec::new(&r.jti, r.adopt_end, r.now_ms, keep_presented_ms, &r.client);
+            let mut rec = SessionRec::new(&r.presented, r.adopt_end, now, p.leeway);
+            rec.client = r.client.clone();
             inner.insert_session(key.clone(), rec);
         }
         let session = inner.sessions.get_mut(&key).expect("present or just made");
         if session.revoked {
             return Ok(RefreshOutcome::Revoked);
         }
-        let grace = session.prev.as_ref() == Some(&r.jti)
-            && r.now_ms < session.prev_at_ms + r.reuse_interval_ms;
-        if r.jti != session.current && !grace {
-            if r.blacklist {
-                session.revoke();
-                inner.unindex(&r.user_id, &r.sid);
-                return Ok(RefreshOutcome::ReuseRevoked);
-            }
-            if blacklisted {
-                return Ok(RefreshOutcome::Revoked);
-            }
-        }
-        if let Some(refusal) = user_refusal(user_state) {
-            return Ok(refusal);
-        }
-        if session.end.is_some_and(|end| r.now_ms / 1000 >= end) {
+        if session.idle(now, p.idle_timeout_ms) {
+            session.revoke();
+            inner.unindex(&r.user_id, &r.sid);
             return Ok(RefreshOutcome::Invalid);
         }
-        if grace && let Some(next) = &session.next {
-            return Ok(RefreshOutcome::GraceReplay(next.clone()));
+        if session.end.is_some_and(|end| now / 1000 >= end) {
+            return Ok(RefreshOutcome::Invalid);
         }
-        let next = clamp_to_end(&r.next, session.end);
-        session.last_ms = Some(r.now_ms);
-        if !r.rotate {
-            return Ok(RefreshOutcome::Kept(Successor {
-                refresh_jti: r.jti.clone(),
-                refresh_exp: r.jti_exp,
-                ..next
-            }));
+        let is_current = r.presented.jti == session.current;
+        let is_pending = session
+            .pending
+            .as_ref()
+            .is_some_and(|n| n.jti == r.presented.jti);
+        let forgiven = !is_current
+            && !is_pending
+            && (!p.blacklist
+                || retired_at.is_some_and(|at| now < at.saturating_add(p.reuse_interval_ms)));
+        if !is_current && !is_pending && !forgiven {
+            // A retired token came back too late, or a token its session never issued: someone
+            // holds a copy. End the family.
+            session.revoke();
+            inner.unindex(&r.user_id, &r.sid);
+            return Ok(RefreshOutcome::ReuseRevoked);
         }
-        session.current = next.refresh_jti.clone();
-        session.prev = Some(r.jti.clone());
-        session.prev_at_ms = r.now_ms;
-        session.next = Some(next.clone());
-        session.keep_until_ms = session
-            .keep_until_ms
-            .max((next.refresh_exp + r.leeway) * 1000);
-        if r.blacklist && keep_presented_ms > r.now_ms {
-            inner.blacklist.insert(bl_key, keep_presented_ms);
+        session.last_ms = Some(now);
+        let answer = |kind, refresh: RefreshClaims, s: &SessionRec| {
+            Ok(RefreshOutcome::Ok(RefreshAnswer {
+                kind,
+                refresh,
+                end: s.end,
+                remember: s.remember,
+            }))
+        };
+        if !p.rotate {
+            return answer(AnswerKind::Kept, r.presented.clone(), session);
         }
-        Ok(RefreshOutcome::Rotated(next))
+        let capped = RefreshClaims {
+            exp: session
+                .end
+                .map_or(r.successor.exp, |end| r.successor.exp.min(end)),
+            ..r.successor.clone()
+        };
+        let mut retire = None;
+        let kind = if is_pending {
+            retire = Some((session.current.clone(), session.current_exp));
+            let promoted = session.pending.take().expect("pending");
+            session.current = promoted.jti;
+            session.current_exp = promoted.exp;
+            session.pending = Some(capped);
+            AnswerKind::Promoted
+        } else if session.pending.is_some() {
+            if is_current {
+                AnswerKind::Repeated
+            } else {
+                AnswerKind::Forgiven
+            }
+        } else {
+            session.pending = Some(capped);
+            if is_current {
+                AnswerKind::Issued
+            } else {
+                AnswerKind::Forgiven
+            }
+        };
+        let newest = session.pending.clone().expect("a pending token");
+        session.keep_until_ms = session.keep_until_ms.max(keep_ms(newest.exp, p.leeway));
+        let outcome = answer(kind, newest, session);
+        if let Some((jti, exp)) = retire
+            && p.blacklist
+            && keep_ms(exp, p.leeway) > now
+        {
+            inner
+                .blacklist
+                .insert((r.user_id.clone(), jti), (now, keep_ms(exp, p.leeway)));
+        }
+        outcome
     }
 
-    async fn revoke(&self, r: &RevokeRequest) -> Result<(), StoreError> {
+    async fn revoke(&self, r: &RevokeRequest) -> Result<RevokeOutcome, StoreError> {
+        let now = self.now_ms();
+        let p = &r.policy;
         let mut inner = self.lock();
-        inner.sweep(r.now_ms);
+        inner.sweep(now);
         let key = (r.user_id.clone(), r.sid.clone());
-        let keep_ms = (r.jti_exp + r.leeway) * 1000;
-        match inner.session(&key, r.now_ms) {
+        let bl_key = (r.user_id.clone(), r.presented.jti.clone());
+        let retired_at = inner.retired_at(&bl_key, now);
+        let keep = keep_ms(r.presented.exp, p.leeway);
+        let live = match inner.session(&key, now) {
+            Some(s) if s.revoked => false,
+            Some(s) => {
+                s.current == r.presented.jti
+                    || s.pending.as_ref().is_some_and(|n| n.jti == r.presented.jti)
+                    || !p.blacklist
+                    || retired_at.is_some_and(|at| now < at.saturating_add(p.reuse_interval_ms))
+            }
+            // A token minted elsewhere and never refreshed here: live unless logged out before.
+            None => r.foreign && retired_at.is_none() && keep > now,
+        };
+        let outcome = match (r.all, live) {
+            (true, true) => {
+                inner.end_all(&r.user_id, now);
+                RevokeOutcome::Revoked
+            }
+            (true, false) if inner.session(&key, now).is_some_and(|s| !s.revoked) => {
+                RevokeOutcome::ReuseRevoked
+            }
+            (false, true) => RevokeOutcome::Revoked,
+            _ => RevokeOutcome::Nothing,
+        };
+        match inner.session(&key, now) {
             Some(session) => session.revoke(),
-            None if r.adopt && keep_ms > r.now_ms => {
-                let mut rec =
-                    SessionRec::new(&r.jti, None, r.now_ms, keep_ms, &ClientInfo::default());
+            None if r.foreign && keep > now => {
+                // So that the token cannot start a session later.
+                let mut rec = SessionRec::new(&r.presented, None, now, p.leeway);
                 rec.revoke();
                 inner.sessions.insert(key, rec);
             }
-            None => return Ok(()),
+            None => return Ok(outcome),
         }
         inner.unindex(&r.user_id, &r.sid);
-        if keep_ms > r.now_ms {
-            inner
-                .blacklist
-                .insert((r.user_id.clone(), r.jti.clone()), keep_ms);
+        if keep > now && retired_at.is_none() {
+            inner.blacklist.insert(bl_key, (now, keep));
         }
-        Ok(())
+        Ok(outcome)
     }
 
     async fn check_token(&self, c: &TokenCheck) -> Result<CheckOutcome, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut inner = self.lock();
-        let Some(user) = inner.users.get(&c.user_id).cloned() else {
+        let Some(user) = inner.user(&c.user_id).cloned() else {
             return Ok(CheckOutcome::UserMissing);
         };
         if !user.is_active {
             return Ok(CheckOutcome::UserInactive);
         }
+        let cutoff = inner.cutoff_s(&c.user_id);
         let session_ok = match inner.session(&(c.user_id.clone(), c.sid.clone()), now) {
-            Some(s) => !s.revoked,
-            None => !c.session_required,
+            Some(s) => !s.revoked && !s.idle(now, c.idle_timeout_ms),
+            None => !c.session_required && c.iat > cutoff,
         };
         let blacklisted = c
             .refresh_jti
             .as_ref()
-            .is_some_and(|jti| inner.is_blacklisted(&(c.user_id.clone(), jti.clone()), now));
+            .is_some_and(|jti| inner.retired_at(&(c.user_id.clone(), jti.clone()), now).is_some());
         if !session_ok || blacklisted {
             return Ok(CheckOutcome::Revoked);
         }
@@ -324,7 +468,7 @@ impl Store for MemoryStore {
     }
 
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let inner = self.lock();
         let mut list: Vec<SessionInfo> = inner
             .by_user
@@ -348,7 +492,7 @@ impl Store for MemoryStore {
     }
 
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut inner = self.lock();
         let live = match inner.session(&(user_id.clone(), sid.clone()), now) {
             Some(s) if !s.revoked => {
@@ -362,37 +506,30 @@ impl Store for MemoryStore {
     }
 
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
-        let now = now_ms();
-        let mut inner = self.lock();
-        let sids = inner.by_user.remove(user_id).unwrap_or_default();
-        let mut ended = 0;
-        for sid in sids {
-            if let Some(s) = inner.session(&(user_id.clone(), sid), now)
-                && !s.revoked
-            {
-                s.revoke();
-                ended += 1;
-            }
-        }
-        Ok(ended)
+        let now = self.now_ms();
+        Ok(self.lock().end_all(user_id, now))
     }
 
     async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError> {
+        let now = self.now_ms();
         let mut inner = self.lock();
         inner.last_sweep_ms = 0;
-        inner.sweep(now_ms());
+        inner.sweep(now);
         Ok(inner.sessions.keys().filter(|(u, _)| u == user_id).count()
             + inner.blacklist.keys().filter(|(u, _)| u == user_id).count()
             + usize::from(inner.by_user.contains_key(user_id)))
     }
+}
 
+#[async_trait]
+impl LoginLimits for MemoryStore {
     async fn count_login_attempt(
         &self,
         keys: &[LimitKey],
         max: u32,
         window: Duration,
-        now_ms: u64,
     ) -> Result<Option<Duration>, StoreError> {
+        let now_ms = self.now_ms();
         let mut inner = self.lock();
         inner.sweep(now_ms);
         let mut wait = None;
@@ -422,14 +559,5 @@ impl Store for MemoryStore {
             }
         }
         Ok(())
-    }
-}
-
-/// The refusal for a user who is not here (`None`) or not active, as the refresh script gives it.
-fn user_refusal(active: Option<bool>) -> Option<RefreshOutcome> {
-    match active {
-        None => Some(RefreshOutcome::UserMissing),
-        Some(false) => Some(RefreshOutcome::UserInactive),
-        Some(true) => None,
     }
 }

@@ -1,8 +1,44 @@
-//! Storage behind one trait: users, sessions (token families), the blacklist and login-failure
-//! counters. Two implementations with the same semantics: Redis (`redis`), shared by every
-//! instance, and an in-process store (`memory`) for running with no set-up. The same contract
-//! tests pass on both. Depends on `domain` only; knows nothing of HTTP or JWT encoding.
+//! Storage behind three traits (users, sessions, login limits): users, sessions (token families),
+//! the blacklist and login-failure counters. Two implementations with the same semantics: Redis
+//! (`redis`), shared by every instance, and an in-process store (`memory`) for running with no
+//! set-up. One contract test table (tests/api/store_contract.rs) drives both through these traits.
+//! Depends on `domain` only; knows nothing of HTTP or JWT encoding. The store owns its clock
+//! (Redis `TIME`; an injectable `Clock` for the in-process store).
+//!
+//! # Rotation commits on use
+//!
+//! A session holds one *current* refresh token, at most one *pending* successor (issued, not yet
+//! presented), and remembers every token it *retired* (a blacklist entry holding the moment of
+//! retirement, kept until that token would expire). What one refresh does, decided atomically:
+//!
+//! ```text
+//! checked first, in this order                 answer                 change
+//! user missing / inactive                      UserMissing/Inactive   none
+//! foreign token (no sid) issued before the
+//!   store's epoch or the user's cut-off        Invalid                none
+//! session revoked                              Revoked                none
+//! session unknown (foreign token: adopt it)    as "current" below     session made, token is current
+//! session idle past SESSION_IDLE_TIMEOUT       Invalid                session revoked
+//! session past its absolute end                Invalid                none
+//!
+//! presented token           state                    answer                   change
+//! current                   rotation off             Kept (same token)        last refreshed
+//! current                   no pending               Issued(new pending)      pending := successor
+//! current                   pending P                Repeated(P)              last refreshed
+//! pending P                 -                        Promoted(new pending)    current := P; its parent
+//!                                                                             retired now; pending := new
+//! retired at t              now < t + interval       Forgiven(newest)         last refreshed
+//!                           or blacklisting off
+//! retired at t              now >= t + interval      ReuseRevoked             session revoked
+//! unknown to its session    blacklisting on          ReuseRevoked             session revoked
+//! ```
+//!
+//! "Newest" is the pending token (a pending one is issued if there is none). Exactly one successor
+//! exists however many requests race: the pending token is replaced only when it is presented.
+//! An ended session (logout, reuse, idle, operator, deactivation) stays ended: its record
+//! outlives every token of its family.
 
+mod clock;
 mod memory;
 mod redis;
 
@@ -13,6 +49,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
+pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 
@@ -30,16 +67,14 @@ pub enum StoreError {
     Unexpected(String),
 }
 
-/// The tokens a rotation produces, described by their claims (seconds since the epoch). Tokens
-/// themselves are never stored: a concurrent replay is answered by signing these claims again,
-/// which for HMAC gives the very same token strings.
+/// The claims of a refresh token the store tracks (seconds since the epoch). Tokens themselves
+/// are never stored: a repeated answer signs these claims again, which gives the very same token
+/// string (every supported algorithm signs deterministically).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Successor {
-    pub refresh_jti: Jti,
-    pub access_jti: Jti,
+pub struct RefreshClaims {
+    pub jti: Jti,
     pub iat: u64,
-    pub refresh_exp: u64,
-    pub access_exp: u64,
+    pub exp: u64,
 }
 
 /// Who a session was started by, as the user will see it in their session list.
@@ -67,11 +102,25 @@ pub struct NewSession {
     pub user_id: UserId,
     pub sid: SessionId,
     pub client: ClientInfo,
-    pub refresh_jti: Jti,
-    pub refresh_exp: u64,
-    pub now_ms: u64,
+    /// The session's first (current) refresh token.
+    pub refresh: RefreshClaims,
     /// Absolute end of the session (SESSION_MAX_LIFETIME), seconds since the epoch.
     pub end: Option<u64>,
+    /// False for "remember me" off: the session's cookies are browser-session cookies.
+    pub remember: bool,
+    pub leeway: u64,
+}
+
+/// The rules a refresh is decided by (the settings of SPEC 4).
+#[derive(Clone, Copy, Debug)]
+pub struct RotationPolicy {
+    pub rotate: bool,
+    pub blacklist: bool,
+    pub reuse_interval_ms: u64,
+    /// SESSION_IDLE_TIMEOUT: a session not refreshed for this long ends.
+    pub idle_timeout_ms: Option<u64>,
+    /// Whether a token minted elsewhere (no sid) may start a session here.
+    pub adopt_foreign: bool,
     pub leeway: u64,
 }
 
@@ -81,33 +130,52 @@ pub struct RefreshRequest {
     pub user_id: UserId,
     pub sid: SessionId,
     /// True for a token minted elsewhere (no `sid`): its first refresh starts its session.
-    pub adopt: bool,
+    pub foreign: bool,
     /// The end an adopted session gets (SESSION_MAX_LIFETIME from the token's `iat`).
     pub adopt_end: Option<u64>,
-    pub jti: Jti,
-    pub jti_exp: u64,
-    pub now_ms: u64,
-    pub rotate: bool,
-    pub blacklist: bool,
-    pub reuse_interval_ms: u64,
-    pub leeway: u64,
-    /// The successor to commit if this request is the one that rotates.
-    pub next: Successor,
+    /// The presented token.
+    pub presented: RefreshClaims,
+    pub policy: RotationPolicy,
+    /// The successor to make pending if this request issues one (its `exp` is capped by the
+    /// session's end in the store).
+    pub successor: RefreshClaims,
     /// Recorded when this refresh starts (adopts) a session.
     pub client: ClientInfo,
 }
 
+/// How a successful refresh came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerKind {
+    /// The current token was presented: its pending successor was issued now.
+    Issued,
+    /// The current token was presented again: the same pending successor.
+    Repeated,
+    /// The pending token was presented: it is current now, its parent retired.
+    Promoted,
+    /// A token retired within the reuse interval: the session's newest token.
+    Forgiven,
+    /// Rotation is off: the presented token stays as it is.
+    Kept,
+}
+
+/// A successful refresh: the refresh token to hand out and the session's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefreshAnswer {
+    pub kind: AnswerKind,
+    pub refresh: RefreshClaims,
+    /// The session's absolute end, seconds since the epoch: no token outlives it.
+    pub end: Option<u64>,
+    /// False when the session's cookies are browser-session cookies ("remember me" off).
+    pub remember: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
-    /// This request rotated the token; the successor is now the session's newest token.
-    Rotated(Successor),
-    /// The token was rotated moments ago (within the reuse interval): the same successor again.
-    GraceReplay(Successor),
-    /// Rotation is off: a new access token; the refresh token stays as it is.
-    Kept(Successor),
-    /// Unknown session, or one past its absolute end.
+    Ok(RefreshAnswer),
+    /// Unknown session, a foreign token that may not start one, an idle session (now ended), or
+    /// one past its absolute end.
     Invalid,
-    /// A revoked session, or a token that was blacklisted.
+    /// A revoked session.
     Revoked,
     /// A retired token came back after the reuse interval: the session is now revoked.
     ReuseRevoked,
@@ -115,16 +183,27 @@ pub enum RefreshOutcome {
     UserInactive,
 }
 
-/// Logout: revoke the session of a presented refresh token.
+/// Logout: revoke the session of a presented refresh token, or with `all`, every session of its
+/// user when the token is live (current, pending, or retired within the reuse interval).
 #[derive(Clone, Debug)]
 pub struct RevokeRequest {
     pub user_id: UserId,
     pub sid: SessionId,
-    pub adopt: bool,
-    pub jti: Jti,
-    pub jti_exp: u64,
-    pub now_ms: u64,
-    pub leeway: u64,
+    pub foreign: bool,
+    pub presented: RefreshClaims,
+    pub all: bool,
+    pub policy: RotationPolicy,
+}
+
+/// What a logout did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The token's session (or, for `all`, every session of its user) is ended.
+    Revoked,
+    /// `all` with a token retired past its interval: only its own session was ended (reuse).
+    ReuseRevoked,
+    /// Nothing live to end.
+    Nothing,
 }
 
 /// A stateful check of an already verified token: its user, its session, and (for a refresh
@@ -135,8 +214,11 @@ pub struct TokenCheck {
     pub sid: SessionId,
     /// False for a token minted elsewhere: its session exists only once it has been refreshed.
     pub session_required: bool,
+    /// The token's `iat` (s): a foreign token issued before the user's cut-off is refused.
+    pub iat: u64,
     /// A refresh token's jti, checked against the blacklist.
     pub refresh_jti: Option<Jti>,
+    pub idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,7 +226,8 @@ pub enum CheckOutcome {
     Ok(User),
     UserMissing,
     UserInactive,
-    /// The session is revoked or gone, or the refresh token is blacklisted.
+    /// The session is revoked, idle or gone, or the refresh token is blacklisted or issued before
+    /// the user's cut-off.
     Revoked,
 }
 
@@ -164,21 +247,26 @@ impl LimitKey {
     }
 }
 
+/// Users: records, lookups, activation.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// "redis" or "memory", for logs.
-    fn kind(&self) -> &'static str;
-    async fn ping(&self) -> Result<(), StoreError>;
-
+pub trait UserStore: Send + Sync + 'static {
     async fn add_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError>;
-    /// Returns false when there is no such user.
+    /// Returns false when there is no such user. Deactivating ends every session of the user and
+    /// sets the user's cut-off: tokens issued before it stay refused after a re-activation.
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+}
 
+/// Sessions, rotation and the blacklist (the state table above).
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The store's epoch: the second it was first used. A foreign refresh token issued before it
+    /// cannot start a session.
+    async fn epoch(&self) -> Result<u64, StoreError>;
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
     async fn refresh(&self, request: &RefreshRequest) -> Result<RefreshOutcome, StoreError>;
-    async fn revoke(&self, request: &RevokeRequest) -> Result<(), StoreError>;
+    async fn revoke(&self, request: &RevokeRequest) -> Result<RevokeOutcome, StoreError>;
     /// The user behind a verified token, if the user is active and the token still stands.
     async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError>;
 
@@ -191,7 +279,11 @@ pub trait Store: Send + Sync + 'static {
     /// How many entries the store holds for the user's sessions (records, index, blacklist),
     /// live or revoked: for operators and for the tests that prove they all expire.
     async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError>;
+}
 
+/// Login-failure counters.
+#[async_trait]
+pub trait LoginLimits: Send + Sync + 'static {
     /// Counts one login attempt on every key, before the password is checked, so that parallel
     /// guesses cannot all slip past the limit. A counter's window starts at its first attempt.
     /// Returns how long the caller must wait when any counter is now over `max`.
@@ -200,7 +292,6 @@ pub trait Store: Send + Sync + 'static {
         keys: &[LimitKey],
         max: u32,
         window: Duration,
-        now_ms: u64,
     ) -> Result<Option<Duration>, StoreError>;
     /// A successful login: the username's count starts again, and the attempt is taken back
     /// from the others (so that they count failures only).
@@ -211,12 +302,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
-/// Clamps a successor's expiries to the session's absolute end.
-fn clamp_to_end(next: &Successor, end: Option<u64>) -> Successor {
-    let mut n = next.clone();
-    if let Some(end) = end {
-        n.refresh_exp = n.refresh_exp.min(end);
-        n.access_exp = n.access_exp.min(end);
-    }
-    n
+/// The whole store.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + LoginLimits {
+    /// "redis" or "memory", for logs.
+    fn kind(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StoreError>;
 }

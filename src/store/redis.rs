@@ -5,16 +5,20 @@
 //! Key layout (the only place it is written down):
 //!
 //! ```text
-//! refreshd:{u:<user id>}:user          hash   id, username, password (argon2id PHC), active (1/0)
-//! refreshd:{u:<user id>}:s:<sid>       hash   one session (token family): cur (newest refresh
-//!                                             jti), rev (1 once revoked), end (absolute end, s),
-//!                                             created (ms), prev + prev_at (the token it replaced,
-//!                                             and when), n_* (claims of the newest tokens, for
-//!                                             replays within the reuse interval)
+//! refreshd:{u:<user id>}:user          hash   id, username, password (argon2id PHC), active (1/0),
+//!                                             cut (s: foreign tokens issued at or before it
+//!                                             are refused; set by deactivation)
+//! refreshd:{u:<user id>}:s:<sid>       hash   one session (token family): cur + ce (current
+//!                                             refresh jti and its exp), pend + pi + pe (the
+//!                                             pending successor's jti, iat, exp), rev (1 once
+//!                                             ended), end (absolute end, s), created and last
+//!                                             (ms), ua, ip, br (1: browser-session cookies)
 //!                                             expires when the family's newest token does
-//! refreshd:{u:<user id>}:bl:<jti>      string blacklist entry, expires when that token would
+//! refreshd:{u:<user id>}:bl:<jti>      string a retired or logged-out token: when it was retired
+//!                                             (ms); expires when that token would
 //! refreshd:{u:<user id>}:sessions      zset   the user's live sessions: sid scored by the time
 //!                                             (ms) its record may go; expires with the last one
+//! refreshd:epoch                       string the second this store was first used (SPEC 4)
 //! refreshd:username:<username>         string the user id (while `user add` runs, a claim with a
 //!                                             lease; kept once the user's record is written)
 //! refreshd:users                       set    every user id
@@ -22,6 +26,9 @@
 //!                                             expires with the window
 //! refreshd:lf:addr:<ip>                string failed login attempts from a client address
 //! ```
+//!
+//! Sessions written by the previous layout (cur, rev, prev, n_*) keep working: their current token
+//! refreshes as before, the old fields are ignored and expire with the record.
 //!
 //! Everything a refresh touches carries the user's hash tag `{u:<id>}`, so one script can read the
 //! user and change the session and its blacklist in one slot of a Redis Cluster.
@@ -37,13 +44,15 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use super::{
-    CheckOutcome, LimitKey, NewSession, RefreshOutcome, RefreshRequest, RevokeRequest, SessionInfo,
-    Store, StoreError, Successor, TokenCheck,
+    AnswerKind, CheckOutcome, LimitKey, LoginLimits, NewSession, RefreshAnswer, RefreshClaims,
+    RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo, SessionStore, Store,
+    StoreError, TokenCheck, UserStore,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 use crate::metrics::Metrics;
 
 const USERS_KEY: &str = "refreshd:users";
+const EPOCH_KEY: &str = "refreshd:epoch";
 
 fn user_key(id: &UserId) -> String {
     format!("refreshd:{{u:{id}}}:user")
@@ -58,8 +67,11 @@ fn session_prefix(id: &UserId) -> String {
 fn index_key(id: &UserId) -> String {
     format!("refreshd:{{u:{id}}}:sessions")
 }
+fn blacklist_prefix(id: &UserId) -> String {
+    format!("refreshd:{{u:{id}}}:bl:")
+}
 fn blacklist_key(id: &UserId, jti: &Jti) -> String {
-    format!("refreshd:{{u:{id}}}:bl:{jti}")
+    format!("{}{jti}", blacklist_prefix(id))
 }
 fn username_key(name: &Username) -> String {
     format!("refreshd:username:{name}")
@@ -120,15 +132,7 @@ pub struct RedisStore {
     conn: Conn,
     timeout: Duration,
     metrics: Option<Arc<Metrics>>,
-    refresh: Script,
-    revoke: Script,
-    login_attempt: Script,
-    login_refund: Script,
-    create: Script,
-    add_user: Script,
-    settle_claim: Script,
-    revoke_all: Script,
-    list_sessions: Script,
+    scripts: Arc<Scripts>,
 }
 
 impl RedisStore {
@@ -214,15 +218,7 @@ impl RedisStore {
             conn,
             timeout,
             metrics: None,
-            refresh: Script::new(include_str!("lua/refresh.lua")),
-            revoke: Script::new(include_str!("lua/revoke.lua")),
-            login_attempt: Script::new(include_str!("lua/login_attempt.lua")),
-            login_refund: Script::new(include_str!("lua/login_refund.lua")),
-            create: Script::new(include_str!("lua/create.lua")),
-            add_user: Script::new(include_str!("lua/add_user.lua")),
-            settle_claim: Script::new(include_str!("lua/settle_claim.lua")),
-            revoke_all: Script::new(include_str!("lua/revoke_all.lua")),
-            list_sessions: Script::new(include_str!("lua/list_sessions.lua")),
+            scripts: Arc::new(Scripts::new()),
         }
     }
 
@@ -267,10 +263,11 @@ impl RedisStore {
 impl RedisStore {
     /// Keeps (`"keep"`) or drops (`"drop"`) a username claim while it is still `id`'s.
     async fn settle_claim(&self, key: &str, id: &str, how: &str) -> Result<bool, StoreError> {
-        let mut c = self.conn().await;
-        let mut inv = self.settle_claim.prepare_invoke();
-        inv.key(key).arg(id).arg(how);
-        let done: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        let call = Call::default()
+            .key("claim_key", key)
+            .arg("id", id)
+            .arg("how", how);
+        let done: i64 = self.run(&self.scripts.settle_claim, &call).await?;
         Ok(done == 1)
     }
 }
@@ -309,21 +306,6 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     }
 }
 
-fn parse_successor(reply: &[String]) -> Result<Successor, StoreError> {
-    let bad = || StoreError::Unexpected(format!("refresh script returned {reply:?}"));
-    let [_, r, a, iat, rexp, aexp] = reply else {
-        return Err(bad());
-    };
-    let num = |s: &String| s.parse::<u64>().map_err(|_| bad());
-    Ok(Successor {
-        refresh_jti: Jti::parse(r).ok_or_else(bad)?,
-        access_jti: Jti::parse(a).ok_or_else(bad)?,
-        iat: num(iat)?,
-        refresh_exp: num(rexp)?,
-        access_exp: num(aexp)?,
-    })
-}
-
 #[async_trait]
 impl Store for RedisStore {
     fn kind(&self) -> &'static str {
@@ -335,7 +317,10 @@ impl Store for RedisStore {
         let _: String = self.bounded(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl UserStore for RedisStore {
     /// The username and the user's record live in different slots (a username's slot is not
     /// known from an id, nor an id's from a username), so adding a user cannot be one script.
     /// The username is claimed first with a lease that lapses by itself, and kept only once the
@@ -369,13 +354,13 @@ impl Store for RedisStore {
             }
             return Err(StoreError::UsernameTaken);
         }
-        let mut inv = self.add_user.prepare_invoke();
-        inv.key(user_key(&user.id))
-            .arg(id)
-            .arg(user.username.as_str())
-            .arg(user.password_hash.as_str())
-            .arg(if user.is_active { "1" } else { "0" });
-        let created: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        let call = Call::default()
+            .key("user_key", user_key(&user.id))
+            .arg("id", id)
+            .arg("username", user.username.as_str())
+            .arg("password_hash", user.password_hash.as_str())
+            .arg("active", flag(user.is_active));
+        let created: i64 = self.run(&self.scripts.add_user, &call).await?;
         if created == 0 {
             self.settle_claim(&name_key, id, "drop").await?;
             return Err(StoreError::IdTaken);
@@ -403,15 +388,22 @@ impl Store for RedisStore {
         }
     }
 
+    /// Deactivating marks the user, sets the cut-off and ends every session in one script.
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError> {
         let Some(user) = self.user_by_username(username).await? else {
             return Ok(false);
         };
-        let mut c = self.conn().await;
-        let _: i64 = self
-            .bounded(c.hset(user_key(&user.id), "active", if active { "1" } else { "0" }))
+        if active {
+            let mut c = self.conn().await;
+            let _: i64 = self
+                .bounded(c.hset(user_key(&user.id), "active", "1"))
+                .await?;
+            return Ok(true);
+        }
+        let ended: i64 = self
+            .run(&self.scripts.revoke_all, &revoke_all_call(&user.id, true))
             .await?;
-        Ok(true)
+        Ok(ended >= 0)
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -427,77 +419,61 @@ impl Store for RedisStore {
         Ok(users)
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    /// Set on first use; read again before each adoption, so that a Redis that was emptied
+    /// starts a new epoch instead of accepting old foreign tokens.
+    async fn epoch(&self) -> Result<u64, StoreError> {
         let mut c = self.conn().await;
-        let mut inv = self.create.prepare_invoke();
-        inv.key(session_key(&s.user_id, &s.sid))
-            .key(index_key(&s.user_id))
-            .arg(s.sid.as_str())
-            .arg(s.refresh_jti.as_str())
-            .arg(s.end.map(|e| e.to_string()).unwrap_or_default())
-            .arg(&s.client.user_agent)
-            .arg(&s.client.address)
-            .arg((s.refresh_exp + s.leeway) * 1000);
-        let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let old: Option<String> = self
+            .bounded(
+                redis::cmd("SET")
+                    .arg(EPOCH_KEY)
+                    .arg(now)
+                    .arg("NX")
+                    .arg("GET")
+                    .query_async(&mut c),
+            )
+            .await?;
+        match old {
+            None => Ok(now),
+            Some(v) => v
+                .parse()
+                .map_err(|_| StoreError::Unexpected(format!("{EPOCH_KEY} holds {v:?}"))),
+        }
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let _: i64 = self
+            .run(&self.scripts.create, &create_call(s))
+            .await?;
         Ok(())
     }
 
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
-        let mut c = self.conn().await;
-        let flag = |b: bool| if b { "1" } else { "0" };
-        let mut inv = self.refresh.prepare_invoke();
-        inv.key(user_key(&r.user_id))
-            .key(session_key(&r.user_id, &r.sid))
-            .key(blacklist_key(&r.user_id, &r.jti))
-            .key(index_key(&r.user_id))
-            .arg(r.jti.as_str())
-            .arg(r.jti_exp)
-            .arg(r.now_ms)
-            .arg(flag(r.adopt))
-            .arg(flag(r.rotate))
-            .arg(flag(r.blacklist))
-            .arg(r.reuse_interval_ms)
-            .arg(r.leeway)
-            .arg(r.next.refresh_jti.as_str())
-            .arg(r.next.access_jti.as_str())
-            .arg(r.next.iat)
-            .arg(r.next.refresh_exp)
-            .arg(r.next.access_exp)
-            .arg(r.adopt_end.map(|e| e.to_string()).unwrap_or_default())
-            .arg(r.sid.as_str())
-            .arg(&r.client.user_agent)
-            .arg(&r.client.address);
-        let reply: Vec<String> = self.bounded(inv.invoke_async(&mut c)).await?;
-        Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => RefreshOutcome::Rotated(parse_successor(&reply)?),
-            Some("grace") => RefreshOutcome::GraceReplay(parse_successor(&reply)?),
-            Some("kept") => RefreshOutcome::Kept(parse_successor(&reply)?),
-            Some("invalid") => RefreshOutcome::Invalid,
-            Some("revoked") => RefreshOutcome::Revoked,
-            Some("reuse") => RefreshOutcome::ReuseRevoked,
-            Some("no_user") => RefreshOutcome::UserMissing,
-            Some("inactive") => RefreshOutcome::UserInactive,
-            _ => {
-                return Err(StoreError::Unexpected(format!(
-                    "refresh script returned {reply:?}"
-                )));
-            }
-        })
+        let epoch = if r.foreign { self.epoch().await? } else { 0 };
+        let reply: Vec<String> = self
+            .run(&self.scripts.refresh, &refresh_call(r, epoch))
+            .await?;
+        parse_refresh_reply(&reply)
     }
 
-    async fn revoke(&self, r: &RevokeRequest) -> Result<(), StoreError> {
-        let mut c = self.conn().await;
-        let mut inv = self.revoke.prepare_invoke();
-        inv.key(session_key(&r.user_id, &r.sid))
-            .key(index_key(&r.user_id))
-            .key(blacklist_key(&r.user_id, &r.jti))
-            .arg(r.sid.as_str())
-            .arg(r.jti.as_str())
-            .arg(r.jti_exp)
-            .arg(r.leeway)
-            .arg(if r.adopt { "1" } else { "0" });
-        let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
-        Ok(())
+    async fn revoke(&self, r: &RevokeRequest) -> Result<RevokeOutcome, StoreError> {
+        let reply: String = self.run(&self.scripts.revoke, &revoke_call(r)).await?;
+        match reply.as_str() {
+            "revoked" => Ok(RevokeOutcome::Revoked),
+            "reuse" => Ok(RevokeOutcome::ReuseRevoked),
+            "nothing" => Ok(RevokeOutcome::Nothing),
+            other => Err(StoreError::Unexpected(format!(
+                "revoke script returned {other:?}"
+            ))),
+        }
     }
 
     async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError> {
@@ -506,10 +482,10 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET")
             .arg(user_key(&check.user_id))
-            .arg(&["username", "password", "active"])
+            .arg(&["username", "password", "active", "cut"])
             .cmd("HMGET")
             .arg(session_key(&check.user_id, &check.sid))
-            .arg(&["cur", "rev"]);
+            .arg(&["cur", "rev", "created", "last"]);
         if let Some(jti) = &check.refresh_jti {
             pipe.cmd("EXISTS").arg(blacklist_key(&check.user_id, jti));
         }
@@ -521,27 +497,36 @@ impl Store for RedisStore {
                     self.bounded(pipe.query_async(&mut c)).await?;
                 (u, s, None)
             };
-        let Some(user) = user_from_fields(&check.user_id, &user) else {
+        let Some(found) = user_from_fields(&check.user_id, &user[..3]) else {
             return Ok(CheckOutcome::UserMissing);
         };
-        if !user.is_active {
+        if !found.is_active {
             return Ok(CheckOutcome::UserInactive);
         }
+        let cutoff: u64 = user[3].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<u64>().ok());
         let session_ok = match session.as_slice() {
-            [Some(_), rev] => rev.as_deref() != Some("1"),
-            _ => !check.session_required,
+            [Some(_), rev, created, last] => {
+                // Idle is measured on this instance's clock: access checks take no script.
+                let idle = check.idle_timeout_ms.is_some_and(|idle| {
+                    let since = number(last).or(number(created)).unwrap_or(0);
+                    super::Clock::now_ms(&super::SystemClock) >= since.saturating_add(idle)
+                });
+                rev.as_deref() != Some("1") && !idle
+            }
+            _ => !check.session_required && check.iat > cutoff,
         };
         if !session_ok || blacklisted == Some(1) {
             return Ok(CheckOutcome::Revoked);
         }
-        Ok(CheckOutcome::Ok(user))
+        Ok(CheckOutcome::Ok(found))
     }
 
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        let mut c = self.conn().await;
-        let mut inv = self.list_sessions.prepare_invoke();
-        inv.key(index_key(user_id)).arg(session_prefix(user_id));
-        let flat: Vec<String> = self.bounded(inv.invoke_async(&mut c)).await?;
+        let call = Call::default()
+            .key("index_key", index_key(user_id))
+            .arg("session_prefix", session_prefix(user_id));
+        let flat: Vec<String> = self.run(&self.scripts.list_sessions, &call).await?;
         let bad = || StoreError::Unexpected("list_sessions returned a malformed row".into());
         let mut list = flat
             .chunks(6)
@@ -562,26 +547,28 @@ impl Store for RedisStore {
     }
 
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
-        let mut c = self.conn().await;
         let key = session_key(user_id, sid);
-        let mut inv = self.revoke.prepare_invoke();
-        inv.key(&key)
-            .key(index_key(user_id))
-            .key(&key)
-            .arg(sid.as_str())
-            .arg("")
-            .arg(0)
-            .arg(0)
-            .arg("0");
-        let live: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
-        Ok(live == 1)
+        let call = Call::default()
+            .key("session_key", &key)
+            .key("index_key", index_key(user_id))
+            .key("presented_bl_key", &key)
+            .arg("sid", sid.as_str())
+            .arg("jti", "")
+            .arg("jti_exp", 0)
+            .arg("leeway", 0)
+            .arg("foreign", "0")
+            .arg("all", "0")
+            .arg("blacklist", "1")
+            .arg("reuse_interval_ms", 0)
+            .arg("session_prefix", session_prefix(user_id));
+        let outcome: String = self.run(&self.scripts.revoke, &call).await?;
+        Ok(outcome == "revoked")
     }
 
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
-        let mut c = self.conn().await;
-        let mut inv = self.revoke_all.prepare_invoke();
-        inv.key(index_key(user_id)).arg(session_prefix(user_id));
-        let ended: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+        let ended: i64 = self
+            .run(&self.scripts.revoke_all, &revoke_all_call(user_id, false))
+            .await?;
         Ok(ended.max(0) as usize)
     }
 
@@ -630,20 +617,23 @@ impl Store for RedisStore {
         }
     }
 
+}
+
+#[async_trait]
+impl LoginLimits for RedisStore {
     async fn count_login_attempt(
         &self,
         keys: &[LimitKey],
         max: u32,
         window: Duration,
-        _now_ms: u64,
     ) -> Result<Option<Duration>, StoreError> {
-        let mut c = self.conn().await;
         let mut wait = None;
         // One script per counter: the counters live in different slots of a cluster.
         for key in keys {
-            let mut inv = self.login_attempt.prepare_invoke();
-            inv.key(limit_key(key)).arg(window.as_millis() as u64);
-            let (count, pttl): (i64, i64) = self.bounded(inv.invoke_async(&mut c)).await?;
+            let call = Call::default()
+                .key("counter_key", limit_key(key))
+                .arg("window_ms", window.as_millis() as u64);
+            let (count, pttl): (i64, i64) = self.run(&self.scripts.login_attempt, &call).await?;
             if count > i64::from(max) {
                 wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
             }
@@ -659,10 +649,336 @@ impl Store for RedisStore {
         let mut c = self.conn().await;
         let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
         for key in refund {
-            let mut inv = self.login_refund.prepare_invoke();
-            inv.key(limit_key(key));
-            let _: i64 = self.bounded(inv.invoke_async(&mut c)).await?;
+            let call = Call::default().key("counter_key", limit_key(key));
+            let _: i64 = self.run(&self.scripts.login_refund, &call).await?;
         }
         Ok(())
+    }
+}
+
+fn flag(b: bool) -> &'static str {
+    if b { "1" } else { "0" }
+}
+
+/// The scripts, each loaded once per store.
+struct Scripts {
+    refresh: Script,
+    revoke: Script,
+    revoke_all: Script,
+    create: Script,
+    login_attempt: Script,
+    login_refund: Script,
+    add_user: Script,
+    settle_claim: Script,
+    list_sessions: Script,
+}
+
+/// Every script's source, by file name (the unit tests read their headers).
+const SCRIPT_SOURCES: &[(&str, &str)] = &[
+    ("refresh.lua", include_str!("lua/refresh.lua")),
+    ("revoke.lua", include_str!("lua/revoke.lua")),
+    ("revoke_all.lua", include_str!("lua/revoke_all.lua")),
+    ("create.lua", include_str!("lua/create.lua")),
+    ("login_attempt.lua", include_str!("lua/login_attempt.lua")),
+    ("login_refund.lua", include_str!("lua/login_refund.lua")),
+    ("add_user.lua", include_str!("lua/add_user.lua")),
+    ("settle_claim.lua", include_str!("lua/settle_claim.lua")),
+    ("list_sessions.lua", include_str!("lua/list_sessions.lua")),
+];
+
+impl Scripts {
+    fn new() -> Self {
+        let load = |name: &str| {
+            let (_, source) = SCRIPT_SOURCES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("a listed script");
+            Script::new(source)
+        };
+        Self {
+            refresh: load("refresh.lua"),
+            revoke: load("revoke.lua"),
+            revoke_all: load("revoke_all.lua"),
+            create: load("create.lua"),
+            login_attempt: load("login_attempt.lua"),
+            login_refund: load("login_refund.lua"),
+            add_user: load("add_user.lua"),
+            settle_claim: load("settle_claim.lua"),
+            list_sessions: load("list_sessions.lua"),
+        }
+    }
+}
+
+/// One script call: its keys and arguments, each under the name the script's opening block binds
+/// it to (`local name = KEYS[i]` / `ARGV[i]`), in that order. The names are only checked by the
+/// unit tests below; at run time they cost nothing but a pointer.
+#[derive(Default)]
+struct Call {
+    keys: Vec<(&'static str, String)>,
+    args: Vec<(&'static str, String)>,
+}
+
+impl Call {
+    fn key(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.keys.push((name, value.to_string()));
+        self
+    }
+
+    fn arg(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.args.push((name, value.to_string()));
+        self
+    }
+}
+
+impl RedisStore {
+    /// Runs one script within the timeout.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        call: &Call,
+    ) -> Result<T, StoreError> {
+        let mut c = self.conn().await;
+        let mut inv = script.prepare_invoke();
+        for (_, k) in &call.keys {
+            inv.key(k);
+        }
+        for (_, a) in &call.args {
+            inv.arg(a);
+        }
+        self.bounded(inv.invoke_async(&mut c)).await
+    }
+}
+
+fn create_call(s: &NewSession) -> Call {
+    Call::default()
+        .key("session_key", session_key(&s.user_id, &s.sid))
+        .key("index_key", index_key(&s.user_id))
+        .arg("sid", s.sid.as_str())
+        .arg("jti", s.refresh.jti.as_str())
+        .arg("jti_exp", s.refresh.exp)
+        .arg("session_end", s.end.map(|e| e.to_string()).unwrap_or_default())
+        .arg("browser_session", flag(!s.remember))
+        .arg("user_agent", &s.client.user_agent)
+        .arg("client_address", &s.client.address)
+        .arg(
+            "keep_until_ms",
+            s.refresh.exp.saturating_add(s.leeway).saturating_mul(1000),
+        )
+}
+
+fn refresh_call(r: &RefreshRequest, epoch: u64) -> Call {
+    let p = &r.policy;
+    Call::default()
+        .key("user_key", user_key(&r.user_id))
+        .key("session_key", session_key(&r.user_id, &r.sid))
+        .key("presented_bl_key", blacklist_key(&r.user_id, &r.presented.jti))
+        .key("index_key", index_key(&r.user_id))
+        .arg("jti", r.presented.jti.as_str())
+        .arg("jti_iat", r.presented.iat)
+        .arg("jti_exp", r.presented.exp)
+        .arg("foreign", flag(r.foreign))
+        .arg("adopt", flag(p.adopt_foreign))
+        .arg("epoch", epoch)
+        .arg("rotate", flag(p.rotate))
+        .arg("blacklist", flag(p.blacklist))
+        .arg("reuse_interval_ms", p.reuse_interval_ms)
+        .arg(
+            "idle_timeout_ms",
+            p.idle_timeout_ms.map(|i| i.to_string()).unwrap_or_default(),
+        )
+        .arg("leeway", p.leeway)
+        .arg("next_jti", r.successor.jti.as_str())
+        .arg("next_iat", r.successor.iat)
+        .arg("next_exp", r.successor.exp)
+        .arg(
+            "adopt_end",
+            r.adopt_end.map(|e| e.to_string()).unwrap_or_default(),
+        )
+        .arg("sid", r.sid.as_str())
+        .arg("user_agent", &r.client.user_agent)
+        .arg("client_address", &r.client.address)
+        .arg("blacklist_prefix", blacklist_prefix(&r.user_id))
+}
+
+fn revoke_call(r: &RevokeRequest) -> Call {
+    let p = &r.policy;
+    Call::default()
+        .key("session_key", session_key(&r.user_id, &r.sid))
+        .key("index_key", index_key(&r.user_id))
+        .key("presented_bl_key", blacklist_key(&r.user_id, &r.presented.jti))
+        .arg("sid", r.sid.as_str())
+        .arg("jti", r.presented.jti.as_str())
+        .arg("jti_exp", r.presented.exp)
+        .arg("leeway", p.leeway)
+        .arg("foreign", flag(r.foreign))
+        .arg("all", flag(r.all))
+        .arg("blacklist", flag(p.blacklist))
+        .arg("reuse_interval_ms", p.reuse_interval_ms)
+        .arg("session_prefix", session_prefix(&r.user_id))
+}
+
+fn revoke_all_call(user_id: &UserId, deactivate: bool) -> Call {
+    Call::default()
+        .key("index_key", index_key(user_id))
+        .key("user_key", user_key(user_id))
+        .arg("session_prefix", session_prefix(user_id))
+        .arg("deactivate", flag(deactivate))
+}
+
+fn parse_refresh_reply(reply: &[String]) -> Result<RefreshOutcome, StoreError> {
+    let bad = || StoreError::Unexpected(format!("refresh script returned {reply:?}"));
+    let kind = match reply.first().map(String::as_str) {
+        Some("issued") => AnswerKind::Issued,
+        Some("repeated") => AnswerKind::Repeated,
+        Some("promoted") => AnswerKind::Promoted,
+        Some("forgiven") => AnswerKind::Forgiven,
+        Some("kept") => AnswerKind::Kept,
+        Some("invalid") => return Ok(RefreshOutcome::Invalid),
+        Some("revoked") => return Ok(RefreshOutcome::Revoked),
+        Some("reuse") => return Ok(RefreshOutcome::ReuseRevoked),
+        Some("no_user") => return Ok(RefreshOutcome::UserMissing),
+        Some("inactive") => return Ok(RefreshOutcome::UserInactive),
+        _ => return Err(bad()),
+    };
+    let [_, jti, iat, exp, end, remember] = reply else {
+        return Err(bad());
+    };
+    let num = |s: &String| s.parse::<u64>().map_err(|_| bad());
+    Ok(RefreshOutcome::Ok(RefreshAnswer {
+        kind,
+        refresh: RefreshClaims {
+            jti: Jti::parse(jti).ok_or_else(bad)?,
+            iat: num(iat)?,
+            exp: num(exp)?,
+        },
+        end: if end.is_empty() { None } else { Some(num(end)?) },
+        remember: remember != "0",
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ClientInfo, RotationPolicy};
+
+    /// The names a script's opening block binds, in order: `local <name> = KEYS[i]` (or ARGV).
+    fn bound(source: &str, table: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for line in source.lines() {
+            let Some(rest) = line.strip_prefix("local ") else {
+                continue;
+            };
+            let Some((name, value)) = rest.split_once(" = ") else {
+                continue;
+            };
+            let Some(index) = value
+                .strip_prefix(table)
+                .and_then(|v| v.strip_prefix('['))
+                .and_then(|v| v.strip_suffix(']'))
+            else {
+                continue;
+            };
+            assert_eq!(
+                index.parse::<usize>().ok(),
+                Some(names.len() + 1),
+                "{table} bound out of order at {line:?}"
+            );
+            names.push(name.trim().to_owned());
+        }
+        names
+    }
+
+    fn names(list: &[(&'static str, String)]) -> Vec<String> {
+        list.iter().map(|(n, _)| (*n).to_owned()).collect()
+    }
+
+    fn source(name: &str) -> &'static str {
+        SCRIPT_SOURCES.iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[track_caller]
+    fn assert_binds(script: &str, call: &Call) {
+        let src = source(script);
+        assert_eq!(bound(src, "KEYS"), names(&call.keys), "{script}: KEYS");
+        assert_eq!(bound(src, "ARGV"), names(&call.args), "{script}: ARGV");
+        // Nothing below the opening block reads KEYS or ARGV by number.
+        let uses = src.matches("KEYS[").count() + src.matches("ARGV[").count();
+        assert_eq!(uses, call.keys.len() + call.args.len(), "{script}");
+    }
+
+    fn claims() -> RefreshClaims {
+        RefreshClaims {
+            jti: Jti::new_random(),
+            iat: 1,
+            exp: 2,
+        }
+    }
+
+    fn policy() -> RotationPolicy {
+        RotationPolicy {
+            rotate: true,
+            blacklist: true,
+            reuse_interval_ms: 10_000,
+            idle_timeout_ms: None,
+            adopt_foreign: true,
+            leeway: 0,
+        }
+    }
+
+    #[test]
+    fn every_script_gets_its_arguments_in_the_order_it_names_them() {
+        let user = UserId::parse("7").unwrap();
+        let sid = SessionId::new_random();
+        assert_binds(
+            "refresh.lua",
+            &refresh_call(
+                &RefreshRequest {
+                    user_id: user.clone(),
+                    sid: sid.clone(),
+                    foreign: false,
+                    adopt_end: None,
+                    presented: claims(),
+                    policy: policy(),
+                    successor: claims(),
+                    client: ClientInfo::default(),
+                },
+                0,
+            ),
+        );
+        assert_binds(
+            "revoke.lua",
+            &revoke_call(&RevokeRequest {
+                user_id: user.clone(),
+                sid: sid.clone(),
+                foreign: false,
+                presented: claims(),
+                all: false,
+                policy: policy(),
+            }),
+        );
+        assert_binds("revoke_all.lua", &revoke_all_call(&user, true));
+        assert_binds(
+            "create.lua",
+            &create_call(&NewSession {
+                user_id: user,
+                sid,
+                client: ClientInfo::default(),
+                refresh: claims(),
+                end: None,
+                remember: true,
+                leeway: 0,
+            }),
+        );
+    }
+
+    #[test]
+    fn every_script_binds_its_keys_and_arguments_in_one_block() {
+        for (name, src) in SCRIPT_SOURCES {
+            let keys = bound(src, "KEYS");
+            let args = bound(src, "ARGV");
+            assert!(!keys.is_empty(), "{name} names its keys");
+            let uses = src.matches("KEYS[").count() + src.matches("ARGV[").count();
+            assert_eq!(uses, keys.len() + args.len(), "{name}: a number used below the block");
+        }
     }
 }

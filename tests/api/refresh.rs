@@ -211,6 +211,7 @@ async fn invalid_tokens_are_401_and_expire_the_cookies(backend: Backend) {
     };
     let key = test_key();
     let hs = Algorithm::HS256;
+    let other = app.add_user(&unique("other"), "pw").await;
     let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
     let body_part = tokens.refresh.split('.').nth(1).unwrap().to_owned();
     let cases: Vec<(&str, String)> = vec![
@@ -288,7 +289,7 @@ async fn invalid_tokens_are_401_and_expire_the_cookies(backend: Backend) {
         ),
         (
             "another user's session",
-            sign_with(key, hs, &with(json!({"user_id": "someone-else"}))),
+            sign_with(key, hs, &with(json!({"user_id": other.id.as_str()}))),
         ),
         ("huge", "a".repeat(10_000)),
     ];
@@ -323,7 +324,11 @@ async fn an_expired_refresh_token_is_refused(backend: Backend) {
 async fn the_presented_token_is_blacklisted_after_rotation(backend: Backend) {
     let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "0")]).await;
     let (_, tokens) = app.logged_in().await;
-    assert_eq!(app.refresh_with_cookie(&tokens.refresh).await.status, 200);
+    let pending = app.refresh_with_cookie(&tokens.refresh).await;
+    assert_eq!(pending.status, 200);
+    // Presenting the successor retires its parent.
+    let successor = pending.tokens().refresh;
+    assert_eq!(app.refresh_with_cookie(&successor).await.status, 200);
     assert_detail(
         &app.refresh_with_cookie(&tokens.refresh).await,
         401,
@@ -371,16 +376,17 @@ async fn a_deactivated_user_cannot_refresh(backend: Backend) {
         401,
         INVALID_ACCESS,
     );
-    // Reactivated, the untouched token works again: the refusal consumed nothing.
+    // Deactivation ended the session for good: re-activated, the old token is simply invalid.
     app.store
         .set_user_active(&user.username, true)
         .await
         .unwrap();
     assert_detail(
         &app.refresh_with_cookie(&tokens.refresh).await,
-        200,
-        REFRESHED,
+        401,
+        INVALID_REFRESH,
     );
+    assert_detail(&app.me_with_cookie(&tokens.access).await, 401, INVALID_ACCESS);
 }
 
 async fn a_token_for_a_user_that_does_not_exist_is_invalid_token_user(backend: Backend) {
@@ -565,7 +571,9 @@ async fn a_simplejwt_token_without_sid_refreshes_and_starts_a_session(backend: B
         jti.as_str(),
         "the foreign token's jti names its session"
     );
-    // Replayed after the reuse interval, the foreign token revokes the session it started.
+    // Its successor presented, the foreign token is retired; replayed after the reuse
+    // interval, it revokes the session it started.
+    let successor = app.refresh_with_body(&successor.refresh).await.tokens();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_detail(&app.refresh_with_body(&foreign).await, 401, INVALID_REFRESH);
     assert_detail(

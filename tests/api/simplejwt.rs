@@ -214,8 +214,12 @@ async fn refresh_answers_token_not_valid_for_bad_tokens(backend: Backend) {
 async fn a_rotated_out_token_is_blacklisted(backend: Backend) {
     let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "0")]).await;
     let (_, _, refresh) = obtain(&app).await;
+    let pending = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+    assert_eq!(pending.status, 200);
+    // Presenting the successor retires (blacklists) its parent.
+    let successor = pending.json["refresh"].as_str().unwrap().to_owned();
     assert_eq!(
-        post(&app, "/api/token/refresh/", json!({"refresh": refresh}))
+        post(&app, "/api/token/refresh/", json!({"refresh": successor}))
             .await
             .status,
         200
@@ -230,7 +234,8 @@ async fn a_rotated_out_token_is_blacklisted(backend: Backend) {
 async fn reuse_detected_through_one_api_revokes_the_session_in_the_other(backend: Backend) {
     let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "0")]).await;
     let (_, cookies) = app.logged_in().await;
-    let next = app.refresh_with_cookie(&cookies.refresh).await.tokens();
+    let pending = app.refresh_with_cookie(&cookies.refresh).await.tokens();
+    let next = app.refresh_with_cookie(&pending.refresh).await.tokens();
     // The stolen, retired token replayed through the JSON API...
     assert_body(
         &post(
@@ -300,8 +305,11 @@ async fn verify_accepts_live_tokens_and_refuses_dead_ones(backend: Backend) {
         401,
         token_not_valid(),
     );
-    // Rotated out: the old refresh token is blacklisted; the session's access token still stands.
-    let rotated = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+    // Rotated out (its successor presented): the old refresh token is blacklisted; the
+    // session's access token still stands.
+    let pending = post(&app, "/api/token/refresh/", json!({"refresh": refresh})).await;
+    let pending = pending.json["refresh"].as_str().unwrap().to_owned();
+    let rotated = post(&app, "/api/token/refresh/", json!({"refresh": pending})).await;
     assert_body(
         &post(&app, "/api/token/verify/", json!({"token": refresh})).await,
         401,

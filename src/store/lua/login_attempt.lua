@@ -1,10 +1,14 @@
 -- Counts one login attempt on a counter whose window starts at its first attempt.
--- KEYS[1] counter    ARGV[1] window (ms)
 -- Returns {count, remaining window (ms)}.
-local n = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
+
+local counter_key = KEYS[1]
+
+local window_ms = ARGV[1]
+
+local n = redis.call('INCR', counter_key)
+local ttl = redis.call('PTTL', counter_key)
 if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
+  redis.call('PEXPIRE', counter_key, window_ms)
+  ttl = tonumber(window_ms)
 end
 return {n, ttl}

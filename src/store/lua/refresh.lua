@@ -1,133 +1,171 @@
--- One refresh, decided atomically: rotate the presented refresh token, recognise a concurrent
--- replay inside the reuse interval, or detect reuse and revoke the whole session.
--- The in-process store (src/store/memory.rs) follows these same steps; keep the two in step.
---
--- KEYS[1] user hash     KEYS[2] session hash     KEYS[3] blacklist entry of the presented jti
--- KEYS[4] user's session index
--- ARGV[1] presented jti           ARGV[2] presented exp (s)      ARGV[3] caller's clock (ms), unused
--- ARGV[4] adopt: '1' lets a token minted elsewhere (no sid) start its session
--- ARGV[5] rotate '1'/'0'          ARGV[6] blacklist '1'/'0'      ARGV[7] reuse interval (ms)
--- ARGV[8] leeway (s)              ARGV[9] next refresh jti       ARGV[10] next access jti
--- ARGV[11] next iat (s)           ARGV[12] next refresh exp (s)  ARGV[13] next access exp (s)
--- ARGV[14] end (s) of an adopted session, '' for none
--- ARGV[15] sid    ARGV[16] user agent    ARGV[17] client address (both recorded on adoption)
--- Returns {outcome} or {outcome, refresh jti, access jti, iat, refresh exp, access exp}.
+-- One refresh, decided atomically by the state table at the top of src/store/mod.rs. The
+-- in-process store (src/store/memory.rs) takes the same steps; the contract tests hold the two
+-- to the same answers.
+-- Returns {outcome} or {kind, refresh jti, iat, exp, session end ('' for none), remember '1'/'0'}.
+
+local user_key = KEYS[1]
+local session_key = KEYS[2]
+local presented_bl_key = KEYS[3]
+local index_key = KEYS[4]
 
 local jti = ARGV[1]
+local jti_iat = ARGV[2]
+local jti_exp = ARGV[3]
+local foreign = ARGV[4]
+local adopt = ARGV[5]
+local epoch = ARGV[6]
+local rotate = ARGV[7]
+local blacklist = ARGV[8]
+local reuse_interval_ms = ARGV[9]
+local idle_timeout_ms = ARGV[10]
+local leeway = ARGV[11]
+local next_jti = ARGV[12]
+local next_iat = ARGV[13]
+local next_exp = ARGV[14]
+local adopt_end = ARGV[15]
+local sid = ARGV[16]
+local user_agent = ARGV[17]
+local client_address = ARGV[18]
+local blacklist_prefix = ARGV[19]
+
 -- Redis's clock, not the caller's: instances whose clocks differ, and a command that runs late
--- (after a stalled Redis comes back), still measure the reuse interval from the moment the
--- rotation really happened, so a client retrying after a 503 is not taken for a thief.
+-- (after a stalled Redis comes back), still measure intervals from the moment things happened.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_str = string.format('%d', now)
-local sid = ARGV[15]
+
+-- When the entries of a token expiring at `exp` (s) may go, in ms.
+local function keep_ms(exp)
+  return (tonumber(exp) + tonumber(leeway)) * 1000
+end
 
 -- Keeps the session in the user's index until `keep` (ms); the index outlives its last entry.
 -- GT (Redis 7) moves an expiry only forward, in one command.
 local function index_until(keep)
-  redis.call('ZADD', KEYS[4], keep, sid)
-  if redis.call('PEXPIREAT', KEYS[4], string.format('%d', keep), 'GT') == 0
-      and redis.call('PTTL', KEYS[4]) == -1 then
+  local at = string.format('%d', keep)
+  redis.call('ZADD', index_key, at, sid)
+  if redis.call('PEXPIREAT', index_key, at, 'GT') == 0 and redis.call('PTTL', index_key) == -1 then
     -- A new index has no expiry yet, and GT never sets a first one.
-    redis.call('PEXPIREAT', KEYS[4], string.format('%d', keep))
+    redis.call('PEXPIREAT', index_key, at)
   end
 end
-local leeway = tonumber(ARGV[8])
-local s = redis.call('HMGET', KEYS[2], 'cur', 'rev', 'prev', 'prev_at', 'end',
-  'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
-local cur, rev, prev, prev_at, send = s[1], s[2], s[3], s[4], s[5]
 
--- The refusal for a user who is not here or not active, else nil; the user is read once, when
--- first asked.
-local active
-local function user_refusal()
-  if active == nil then
-    active = redis.call('HGET', KEYS[1], 'active') or false
+local function end_session()
+  redis.call('HSET', session_key, 'rev', '1')
+  redis.call('HDEL', session_key, 'pend', 'pi', 'pe')
+  redis.call('ZREM', index_key, sid)
+end
+
+local user = redis.call('HMGET', user_key, 'active', 'cut')
+if not user[1] then
+  return {'no_user'}
+end
+if user[1] ~= '1' then
+  return {'inactive'}
+end
+if foreign == '1' and (tonumber(jti_iat) < tonumber(epoch)
+    or tonumber(jti_iat) <= tonumber(user[2] or '0')) then
+  return {'invalid'}
+end
+
+local s = redis.call('HMGET', session_key, 'cur', 'rev', 'end', 'created', 'last', 'ce', 'pend',
+  'pi', 'pe', 'br')
+local cur, rev, session_end, created, last = s[1], s[2], s[3], s[4], s[5]
+local cur_exp, pend, pend_iat, pend_exp, browser_session = s[6], s[7], s[8], s[9], s[10]
+
+-- When the presented token was retired (ms), false when it was not; read once, when first asked.
+local retired_at
+local function retired()
+  if retired_at == nil then
+    retired_at = redis.call('GET', presented_bl_key) or false
   end
-  if not active then
-    return {'no_user'}
-  end
-  if active ~= '1' then
-    return {'inactive'}
-  end
-  return nil
+  return retired_at
 end
 
 if not cur then
-  if ARGV[4] ~= '1' then
+  -- A token minted elsewhere starts its session at its first refresh here.
+  if foreign ~= '1' or adopt ~= '1' then
     return {'invalid'}
   end
-  if redis.call('EXISTS', KEYS[3]) == 1 then
+  if retired() then
     return {'revoked'}
   end
-  -- A token minted elsewhere for a user who is not here, or not active, starts nothing.
-  local refused = user_refusal()
-  if refused then
-    return refused
-  end
-  cur = jti
-  send = ARGV[14]
-  local keep = (tonumber(ARGV[2]) + leeway) * 1000
-  redis.call('HSET', KEYS[2], 'cur', jti, 'end', send, 'created', now_str,
-    'ua', ARGV[16], 'ip', ARGV[17])
-  redis.call('PEXPIREAT', KEYS[2], string.format('%d', keep))
-  index_until(keep)
+  cur, cur_exp, session_end, created = jti, jti_exp, adopt_end, now_str
+  redis.call('HSET', session_key, 'cur', jti, 'ce', jti_exp, 'end', adopt_end, 'created', now_str,
+    'ua', user_agent, 'ip', client_address)
+  redis.call('PEXPIREAT', session_key, string.format('%d', keep_ms(jti_exp)))
+  index_until(keep_ms(jti_exp))
 end
 if rev == '1' then
   return {'revoked'}
 end
-
-local grace = prev and jti == prev and now < tonumber(prev_at) + tonumber(ARGV[7])
-if jti ~= cur and not grace then
-  if ARGV[6] == '1' then
-    -- A retired token came back: someone holds a copy. End the family.
-    redis.call('HSET', KEYS[2], 'rev', '1')
-    redis.call('HDEL', KEYS[2], 'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
-    redis.call('ZREM', KEYS[4], sid)
-    return {'reuse'}
-  end
-  if redis.call('EXISTS', KEYS[3]) == 1 then
-    return {'revoked'}
-  end
-end
-
-local refused = user_refusal()
-if refused then
-  return refused
-end
-local has_end = send and send ~= ''
-if has_end and math.floor(now / 1000) >= tonumber(send) then
+if idle_timeout_ms ~= '' and now >= tonumber(last or created or '0') + tonumber(idle_timeout_ms) then
+  end_session()
   return {'invalid'}
 end
-if grace and s[6] then
-  return {'grace', s[6], s[7], s[8], s[9], s[10]}
+local has_end = session_end and session_end ~= ''
+if has_end and math.floor(now / 1000) >= tonumber(session_end) then
+  return {'invalid'}
 end
 
-local rexp = tonumber(ARGV[12])
-local aexp = tonumber(ARGV[13])
-if has_end then
-  rexp = math.min(rexp, tonumber(send))
-  aexp = math.min(aexp, tonumber(send))
-end
-rexp = string.format('%d', rexp)
-aexp = string.format('%d', aexp)
-
-if ARGV[5] ~= '1' then
-  redis.call('HSET', KEYS[2], 'last', now_str)
-  return {'kept', jti, ARGV[10], ARGV[11], ARGV[2], aexp}
-end
-
-redis.call('HSET', KEYS[2], 'cur', ARGV[9], 'prev', jti, 'prev_at', now_str,
-  'n_r', ARGV[9], 'n_a', ARGV[10], 'n_iat', ARGV[11], 'n_rexp', rexp, 'n_aexp', aexp,
-  'last', now_str)
--- The record outlives every token of its family, so that a revoked family stays revoked.
-local keep = (tonumber(rexp) + leeway) * 1000
-redis.call('PEXPIREAT', KEYS[2], string.format('%d', keep), 'GT')
-index_until(keep)
-if ARGV[6] == '1' then
-  local bl_until = (tonumber(ARGV[2]) + leeway) * 1000
-  if bl_until > now then
-    redis.call('SET', KEYS[3], '1', 'PXAT', string.format('%d', bl_until))
+local is_current = jti == cur
+local is_pending = pend and jti == pend
+if not is_current and not is_pending then
+  local at = retired()
+  local forgiven = blacklist ~= '1' or (at and now < tonumber(at) + tonumber(reuse_interval_ms))
+  if not forgiven then
+    -- Retired too long ago, or never issued by this session: someone holds a copy.
+    end_session()
+    return {'reuse'}
   end
 end
-return {'rotated', ARGV[9], ARGV[10], ARGV[11], rexp, aexp}
+
+local remember = '1'
+if browser_session == '1' then
+  remember = '0'
+end
+local end_out = session_end or ''
+
+if rotate ~= '1' then
+  redis.call('HSET', session_key, 'last', now_str)
+  return {'kept', jti, jti_iat, jti_exp, end_out, remember}
+end
+
+if pend and not is_pending then
+  -- The current token again, or a recently retired one: the same pending successor.
+  redis.call('HSET', session_key, 'last', now_str)
+  local kind = 'forgiven'
+  if is_current then
+    kind = 'repeated'
+  end
+  return {kind, pend, pend_iat, pend_exp, end_out, remember}
+end
+
+local exp = tonumber(next_exp)
+if has_end then
+  exp = math.min(exp, tonumber(session_end))
+end
+exp = string.format('%d', exp)
+local kind
+if is_pending then
+  -- The successor is presented: it becomes current and its parent is retired now.
+  kind = 'promoted'
+  redis.call('HSET', session_key, 'cur', pend, 'ce', pend_exp, 'pend', next_jti, 'pi', next_iat,
+    'pe', exp, 'last', now_str)
+  if blacklist == '1' then
+    local until_ms = keep_ms(cur_exp or pend_exp)
+    if until_ms > now then
+      redis.call('SET', blacklist_prefix .. cur, now_str, 'PXAT', string.format('%d', until_ms))
+    end
+  end
+else
+  kind = 'issued'
+  if not is_current then
+    kind = 'forgiven'
+  end
+  redis.call('HSET', session_key, 'pend', next_jti, 'pi', next_iat, 'pe', exp, 'last', now_str)
+end
+-- The record outlives every token of its family, so that an ended family stays ended.
+redis.call('PEXPIREAT', session_key, string.format('%d', keep_ms(exp)), 'GT')
+index_until(keep_ms(exp))
+return {kind, next_jti, next_iat, exp, end_out, remember}

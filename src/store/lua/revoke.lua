@@ -1,32 +1,75 @@
--- Revoke one session: by logout (with the presented refresh token, which is also blacklisted) or
--- by id (no token). A token minted elsewhere (no sid) whose session was never seen gets a revoked
--- record, so that it cannot start one later.
---
--- KEYS[1] session hash     KEYS[2] user's session index
--- KEYS[3] blacklist entry of the presented jti (KEYS[1] again when there is no token)
--- ARGV[1] sid              ARGV[2] presented jti, or '' when ending a session by id
--- ARGV[3] presented exp (s), or '0'          ARGV[4] leeway (s)      ARGV[5] adopt '1'/'0'
--- Returns 1 when a live session was revoked, 0 otherwise.
+-- Ends sessions: a logout (with the presented refresh token, which is also blacklisted), "log out
+-- everywhere" (`all`: every session of the user, honoured only for a live token; a token retired
+-- past its interval is reuse and ends its own session only), or one session by id (no token).
+-- A token minted elsewhere whose session was never seen gets a revoked record, so that it cannot
+-- start one later.
+-- Returns 'revoked' (something live was ended), 'reuse' or 'nothing'.
+
+local session_key = KEYS[1]
+local index_key = KEYS[2]
+local presented_bl_key = KEYS[3]
+
+local sid = ARGV[1]
+local jti = ARGV[2]
+local jti_exp = ARGV[3]
+local leeway = ARGV[4]
+local foreign = ARGV[5]
+local all = ARGV[6]
+local blacklist = ARGV[7]
+local reuse_interval_ms = ARGV[8]
+local session_prefix = ARGV[9]
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local keep = (tonumber(ARGV[3]) + tonumber(ARGV[4])) * 1000
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-local was_live = exists and redis.call('HGET', KEYS[1], 'rev') ~= '1'
-redis.call('ZREM', KEYS[2], ARGV[1])
-if not exists then
-  if ARGV[5] ~= '1' or ARGV[2] == '' or keep <= now then
-    return 0
+local now_str = string.format('%d', now)
+local keep = (tonumber(jti_exp) + tonumber(leeway)) * 1000
+
+local s = redis.call('HMGET', session_key, 'cur', 'rev', 'pend')
+local exists = s[1] ~= false
+local open = exists and s[2] ~= '1'
+local retired_at = false
+if jti ~= '' then
+  retired_at = redis.call('GET', presented_bl_key) or false
+end
+
+local live
+if jti == '' then
+  live = open
+elseif exists then
+  live = open and (jti == s[1] or jti == s[3] or blacklist ~= '1'
+    or (retired_at and now < tonumber(retired_at) + tonumber(reuse_interval_ms)))
+else
+  live = foreign == '1' and not retired_at and keep > now
+end
+
+local outcome = 'nothing'
+if all == '1' then
+  if live then
+    outcome = 'revoked'
+    for _, other in ipairs(redis.call('ZRANGE', index_key, 0, -1)) do
+      local key = session_prefix .. other
+      if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'rev') ~= '1' then
+        redis.call('HSET', key, 'rev', '1')
+        redis.call('HDEL', key, 'pend', 'pi', 'pe')
+      end
+    end
+    redis.call('DEL', index_key)
+  elseif open then
+    outcome = 'reuse'
   end
-  redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'created', string.format('%d', now))
-  redis.call('PEXPIREAT', KEYS[1], string.format('%d', keep))
+elseif live then
+  outcome = 'revoked'
 end
-redis.call('HSET', KEYS[1], 'rev', '1')
-redis.call('HDEL', KEYS[1], 'n_r', 'n_a', 'n_iat', 'n_rexp', 'n_aexp')
-if ARGV[2] ~= '' and keep > now then
-  redis.call('SET', KEYS[3], '1', 'PXAT', string.format('%d', keep))
+
+redis.call('ZREM', index_key, sid)
+if exists then
+  redis.call('HSET', session_key, 'rev', '1')
+  redis.call('HDEL', session_key, 'pend', 'pi', 'pe')
+elseif foreign == '1' and jti ~= '' and keep > now then
+  redis.call('HSET', session_key, 'cur', jti, 'created', now_str, 'rev', '1')
+  redis.call('PEXPIREAT', session_key, string.format('%d', keep))
 end
-if was_live then
-  return 1
+if jti ~= '' and keep > now and not retired_at then
+  redis.call('SET', presented_bl_key, now_str, 'PXAT', string.format('%d', keep))
 end
-return 0
+return outcome
