@@ -140,9 +140,7 @@ impl AuthService {
                     rotate: settings.rotate_refresh_tokens,
                     blacklist: settings.blacklist_after_rotation,
                     reuse_interval_ms: settings.refresh_token_reuse_interval.as_millis() as u64,
-                    idle_timeout_ms: settings
-                        .session_idle_timeout
-                        .map(|d| d.as_millis() as u64),
+                    idle_timeout_ms: settings.session_idle_timeout.map(|d| d.as_millis() as u64),
                     adopt_foreign: settings.adopt_foreign_tokens,
                     leeway: settings.leeway.as_secs(),
                 },

@@ -11,10 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    AnswerKind, CheckOutcome, ClientInfo, Clock, LimitKey, LoginLimits, NewSession,
-    RefreshAnswer, RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest,
-    SessionInfo, SessionStore, Store, StoreError, SystemClock, TokenCheck,
-    UserStore,
+    AnswerKind, CheckOutcome, ClientInfo, Clock, LimitKey, LoginLimits, NewSession, RefreshAnswer,
+    RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo,
+    SessionStore, Store, StoreError, SystemClock, TokenCheck, UserStore,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 
@@ -58,8 +57,7 @@ impl SessionRec {
 
     /// Idle past the timeout: not refreshed (nor started) for that long.
     fn idle(&self, now_ms: u64, idle_timeout_ms: Option<u64>) -> bool {
-        idle_timeout_ms
-            .is_some_and(|idle| now_ms >= self.last_ms.unwrap_or(self.created_ms) + idle)
+        idle_timeout_ms.is_some_and(|idle| now_ms >= self.last_ms.unwrap_or(self.created_ms) + idle)
     }
 }
 
@@ -457,10 +455,11 @@ impl SessionStore for MemoryStore {
             Some(s) => !s.revoked && !s.idle(now, c.idle_timeout_ms),
             None => !c.session_required && c.iat > cutoff,
         };
-        let blacklisted = c
-            .refresh_jti
-            .as_ref()
-            .is_some_and(|jti| inner.retired_at(&(c.user_id.clone(), jti.clone()), now).is_some());
+        let blacklisted = c.refresh_jti.as_ref().is_some_and(|jti| {
+            inner
+                .retired_at(&(c.user_id.clone(), jti.clone()), now)
+                .is_some()
+        });
         if !session_ok || blacklisted {
             return Ok(CheckOutcome::Revoked);
         }

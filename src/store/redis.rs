@@ -418,7 +418,6 @@ impl UserStore for RedisStore {
         users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(users)
     }
-
 }
 
 #[async_trait]
@@ -450,9 +449,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
-        let _: i64 = self
-            .run(&self.scripts.create, &create_call(s))
-            .await?;
+        let _: i64 = self.run(&self.scripts.create, &create_call(s)).await?;
         Ok(())
     }
 
@@ -616,7 +613,6 @@ impl SessionStore for RedisStore {
             cursor = next;
         }
     }
-
 }
 
 #[async_trait]
@@ -756,7 +752,10 @@ fn create_call(s: &NewSession) -> Call {
         .arg("sid", s.sid.as_str())
         .arg("jti", s.refresh.jti.as_str())
         .arg("jti_exp", s.refresh.exp)
-        .arg("session_end", s.end.map(|e| e.to_string()).unwrap_or_default())
+        .arg(
+            "session_end",
+            s.end.map(|e| e.to_string()).unwrap_or_default(),
+        )
         .arg("browser_session", flag(!s.remember))
         .arg("user_agent", &s.client.user_agent)
         .arg("client_address", &s.client.address)
@@ -771,7 +770,10 @@ fn refresh_call(r: &RefreshRequest, epoch: u64) -> Call {
     Call::default()
         .key("user_key", user_key(&r.user_id))
         .key("session_key", session_key(&r.user_id, &r.sid))
-        .key("presented_bl_key", blacklist_key(&r.user_id, &r.presented.jti))
+        .key(
+            "presented_bl_key",
+            blacklist_key(&r.user_id, &r.presented.jti),
+        )
         .key("index_key", index_key(&r.user_id))
         .arg("jti", r.presented.jti.as_str())
         .arg("jti_iat", r.presented.iat)
@@ -805,7 +807,10 @@ fn revoke_call(r: &RevokeRequest) -> Call {
     Call::default()
         .key("session_key", session_key(&r.user_id, &r.sid))
         .key("index_key", index_key(&r.user_id))
-        .key("presented_bl_key", blacklist_key(&r.user_id, &r.presented.jti))
+        .key(
+            "presented_bl_key",
+            blacklist_key(&r.user_id, &r.presented.jti),
+        )
         .arg("sid", r.sid.as_str())
         .arg("jti", r.presented.jti.as_str())
         .arg("jti_exp", r.presented.exp)
@@ -851,7 +856,11 @@ fn parse_refresh_reply(reply: &[String]) -> Result<RefreshOutcome, StoreError> {
             iat: num(iat)?,
             exp: num(exp)?,
         },
-        end: if end.is_empty() { None } else { Some(num(end)?) },
+        end: if end.is_empty() {
+            None
+        } else {
+            Some(num(end)?)
+        },
         remember: remember != "0",
     }))
 }
@@ -978,7 +987,11 @@ mod tests {
             let args = bound(src, "ARGV");
             assert!(!keys.is_empty(), "{name} names its keys");
             let uses = src.matches("KEYS[").count() + src.matches("ARGV[").count();
-            assert_eq!(uses, keys.len() + args.len(), "{name}: a number used below the block");
+            assert_eq!(
+                uses,
+                keys.len() + args.len(),
+                "{name}: a number used below the block"
+            );
         }
     }
 }

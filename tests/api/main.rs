@@ -23,6 +23,8 @@ mod refresh;
 mod rotation;
 mod routes;
 mod schemathesis;
+mod session_rules;
 mod sessions;
 mod simplejwt;
+mod store_contract;
 mod users;

@@ -386,7 +386,11 @@ async fn a_deactivated_user_cannot_refresh(backend: Backend) {
         401,
         INVALID_REFRESH,
     );
-    assert_detail(&app.me_with_cookie(&tokens.access).await, 401, INVALID_ACCESS);
+    assert_detail(
+        &app.me_with_cookie(&tokens.access).await,
+        401,
+        INVALID_ACCESS,
+    );
 }
 
 async fn a_token_for_a_user_that_does_not_exist_is_invalid_token_user(backend: Backend) {

@@ -55,7 +55,11 @@ async fn racing_refreshes_of_one_token_all_get_its_one_pending_successor(backend
         access_jtis.insert(claims_of(&t.access)["jti"].as_str().unwrap().to_owned());
     }
     assert_eq!(successors.len(), 1, "exactly one successor for every racer");
-    assert_eq!(access_jtis.len(), 25, "each answer a freshly issued access token");
+    assert_eq!(
+        access_jtis.len(),
+        25,
+        "each answer a freshly issued access token"
+    );
     let successor = successors.into_iter().next().unwrap();
     assert_ne!(successor, tokens.refresh);
     // The successor is presented: it rotates normally, and nobody was taken for a thief.
@@ -63,9 +67,7 @@ async fn racing_refreshes_of_one_token_all_get_its_one_pending_successor(backend
     rotate(&app, &next.refresh).await;
 }
 
-async fn a_lost_response_is_answered_with_the_same_successor_however_much_later(
-    backend: Backend,
-) {
+async fn a_lost_response_is_answered_with_the_same_successor_however_much_later(backend: Backend) {
     let app = spawn_app_with(backend, &[("REFRESH_TOKEN_REUSE_INTERVAL", "1s")]).await;
     let (_, tokens) = app.logged_in().await;
     // The answer is lost (a dropped Set-Cookie, a killed app): the client keeps its token.
@@ -121,14 +123,14 @@ async fn a_retired_token_after_its_interval_revokes_the_whole_session(backend: B
     assert_cookies_expired(&reply);
     // The newest tokens, current and pending, stop working too, at once.
     for token in [&t1.refresh, &t2.refresh] {
-        assert_detail(
-            &app.refresh_with_cookie(token).await,
-            401,
-            INVALID_REFRESH,
-        );
+        assert_detail(&app.refresh_with_cookie(token).await, 401, INVALID_REFRESH);
     }
     assert_detail(&app.me_with_cookie(&t2.access).await, 401, INVALID_ACCESS);
-    assert_eq!(app.metric("refreshd_refreshes_total{outcome=\"reuse_revoked\"}").await, 1);
+    assert_eq!(
+        app.metric("refreshd_refreshes_total{outcome=\"reuse_revoked\"}")
+            .await,
+        1
+    );
 }
 
 async fn the_interval_counts_from_the_tokens_own_retirement_and_is_never_extended(
@@ -192,7 +194,11 @@ async fn a_token_its_session_never_issued_is_reuse(backend: Backend) {
     let forged = sign_with(test_key(), jsonwebtoken::Algorithm::HS256, &forged);
     // Validly signed, of this session, but never issued by it: only a copy of the key or a lost
     // store could make one. The session ends.
-    assert_detail(&app.refresh_with_cookie(&forged).await, 401, INVALID_REFRESH);
+    assert_detail(
+        &app.refresh_with_cookie(&forged).await,
+        401,
+        INVALID_REFRESH,
+    );
     assert_detail(
         &app.refresh_with_cookie(&t0.refresh).await,
         401,
