@@ -18,8 +18,13 @@ struct History {
     slowest: Duration,
 }
 
-/// Clients that keep refreshing their own session, retrying the same token after a 503.
-async fn load(app: Arc<TestApp>, sessions: Vec<String>, stop: Arc<AtomicBool>) -> Vec<History> {
+/// Clients that keep refreshing their own session, retrying the same token `backoff` after a 503.
+async fn load(
+    app: Arc<TestApp>,
+    sessions: Vec<String>,
+    stop: Arc<AtomicBool>,
+    backoff: Duration,
+) -> Vec<History> {
     let mut tasks = Vec::new();
     for refresh in sessions {
         let app = app.clone();
@@ -44,7 +49,7 @@ async fn load(app: Arc<TestApp>, sessions: Vec<String>, stop: Arc<AtomicBool>) -
                         }
                         h.current = next;
                     }
-                    503 => tokio::time::sleep(Duration::from_millis(20)).await,
+                    503 => tokio::time::sleep(backoff).await,
                     401 => return h,
                     other => panic!("a refresh answered {other}: {}", reply.text),
                 }
@@ -84,6 +89,7 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
                 ("REDIS_URL", &redis.url()),
                 ("STORE_TIMEOUT", "300ms"),
                 ("WORKERS", "2"),
+                ("REFRESH_TOKEN_REUSE_INTERVAL", "1s"),
             ],
         )
         .await,
@@ -95,7 +101,12 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
         sessions.push(app.logged_in().await.1.refresh);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let running = tokio::spawn(load(app.clone(), sessions, stop.clone()));
+    let running = tokio::spawn(load(
+        app.clone(),
+        sessions,
+        stop.clone(),
+        Duration::from_millis(20),
+    ));
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Stopped, then started again with its data.
@@ -141,8 +152,9 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
         assert_detail(&reply, 200, REFRESHED);
         newest.push(reply.tokens().refresh);
     }
-    // No token is both accepted and blacklisted: a retired ancestor is refused, and its session
-    // with it.
+    // No token is both accepted and blacklisted: a retired ancestor, past its interval, is
+    // refused, and its session with it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     for (h, newest) in histories.iter().zip(&newest).take(4) {
         let first = h
             .successors
@@ -170,8 +182,124 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_detail(&reply, 401, INVALID_REFRESH);
+    // The users went with the data: the user check, which comes first, refuses them.
+    assert_detail(&reply, 401, INVALID_TOKEN_USER);
     for token in newest.iter().skip(4).take(4) {
-        assert_detail(&app.refresh_with_body(token).await, 401, INVALID_REFRESH);
+        assert_detail(&app.refresh_with_body(token).await, 401, INVALID_TOKEN_USER);
     }
+}
+
+/// The session record's current refresh jti, read behind the application's back.
+async fn current_jti(redis: &RedisProcess, refresh: &str) -> Option<String> {
+    let c = claims_of(refresh);
+    let key = format!(
+        "refreshd:{{u:{}}}:s:{}",
+        c["user_id"].as_str().unwrap(),
+        c["sid"].as_str().unwrap()
+    );
+    let mut conn = redis_conn(&redis.url()).await;
+    redis::cmd("HGET")
+        .arg(&key)
+        .arg("cur")
+        .query_async(&mut conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answered_503_during_a_freeze_retries_successfully_after_the_interval() {
+    let redis = RedisProcess::start(false);
+    let app = spawn_app_with(
+        Backend::Redis,
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("STORE_TIMEOUT", "300ms"),
+            ("REFRESH_TOKEN_REUSE_INTERVAL", "1s"),
+        ],
+    )
+    .await;
+    let (_, t0) = app.logged_in().await;
+    let t1 = app.refresh_with_cookie(&t0.refresh).await.tokens();
+    let held = app.refresh_with_cookie(&t1.refresh).await.tokens();
+    // Redis stalls: the refresh times out to 503, but its command is already on the wire.
+    redis.pause();
+    let reply = app.refresh_with_cookie(&held.refresh).await;
+    assert_detail(&reply, 503, UNAVAILABLE);
+    assert_no_cookies(&reply);
+    redis.resume();
+    // Redis runs the late command: the presented token is committed as current.
+    let jti = claims_of(&held.refresh)["jti"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while current_jti(&redis, &held.refresh).await.as_deref() != Some(jti.as_str()) {
+        assert!(Instant::now() < deadline, "the late command never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The client backs off past the reuse interval, then retries with the token it holds.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let retry = app.refresh_with_cookie(&held.refresh).await;
+    assert_detail(&retry, 200, REFRESHED);
+    let next = retry.tokens();
+    assert_eq!(app.me_with_cookie(&next.access).await.status, 200);
+    assert_detail(
+        &app.refresh_with_cookie(&next.refresh).await,
+        200,
+        REFRESHED,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_under_load_past_the_interval_logs_nobody_out() {
+    let redis = RedisProcess::start(false);
+    let app = Arc::new(
+        spawn_app_with(
+            Backend::Redis,
+            &[
+                ("REDIS_URL", &redis.url()),
+                ("STORE_TIMEOUT", "300ms"),
+                ("WORKERS", "2"),
+                ("REFRESH_TOKEN_REUSE_INTERVAL", "1s"),
+            ],
+        )
+        .await,
+    );
+    let mut sessions = Vec::new();
+    for _ in 0..12 {
+        sessions.push(app.logged_in().await.1.refresh);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    // Clients back off past the reuse interval after a 503, as a page reload or an app's
+    // exponential backoff does.
+    let running = tokio::spawn(load(
+        app.clone(),
+        sessions,
+        stop.clone(),
+        Duration::from_millis(1500),
+    ));
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    redis.pause();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    redis.resume();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let histories = running.await.unwrap();
+    let mut totals: HashMap<u16, u32> = HashMap::new();
+    for h in &histories {
+        for (s, n) in &h.statuses {
+            *totals.entry(*s).or_default() += n;
+        }
+    }
+    eprintln!("statuses through a freeze: {totals:?}");
+    assert!(
+        totals.get(&503).copied().unwrap_or(0) > 0,
+        "the freeze was seen"
+    );
+    assert_eq!(totals.get(&401), None, "nobody was logged out");
+    for h in &histories {
+        assert_detail(&app.refresh_with_body(&h.current).await, 200, REFRESHED);
+    }
+    assert_eq!(
+        app.metric("refreshd_refreshes_total{outcome=\"reuse_revoked\"}")
+            .await,
+        0
+    );
 }

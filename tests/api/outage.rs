@@ -101,11 +101,12 @@ async fn a_redis_that_lost_its_data_gives_clean_401s() {
     let (_, tokens) = app.logged_in().await;
     redis.stop();
     redis.restart();
+    // The user went with the data: the user check, which comes first, refuses the token.
     let (reply, _) = refresh_once_back(&app, &tokens.refresh, Duration::from_secs(5)).await;
-    assert_detail(&reply, 401, INVALID_REFRESH);
+    assert_detail(&reply, 401, INVALID_TOKEN_USER);
     assert_cookies_expired(&reply);
     let (reply, _) = refresh_once_back(&app, &tokens.refresh, Duration::from_secs(5)).await;
-    assert_detail(&reply, 401, INVALID_REFRESH);
+    assert_detail(&reply, 401, INVALID_TOKEN_USER);
 }
 
 #[tokio::test]
