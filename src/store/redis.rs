@@ -155,6 +155,9 @@ impl RedisStore {
         .map_err(unavailable)?;
         let mut store = Self::with_conn(Conn::Single(conn), timeout);
         store.single = Some((client, config));
+        // The first use of a store sets its epoch (SPEC 4): foreign tokens issued before it are
+        // refused, so it must not wait for the first foreign token to come along.
+        store.epoch().await?;
         Ok(store)
     }
 
@@ -208,7 +211,9 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Unavailable("timed out connecting to the cluster".into()))?
             .map_err(unavailable)?;
-        Ok(Self::with_conn(Conn::Cluster(conn), timeout))
+        let store = Self::with_conn(Conn::Cluster(conn), timeout);
+        store.epoch().await?;
+        Ok(store)
     }
 
     fn with_conn(conn: Conn, timeout: Duration) -> Self {

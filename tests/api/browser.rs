@@ -300,7 +300,7 @@ async fn the_page_logs_in_and_refreshes_silently_when_the_access_token_expires()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
-async fn two_tabs_meeting_an_expired_token_together_share_one_refresh() {
+async fn two_tabs_meeting_an_expired_token_together_both_stay_logged_in() {
     let app = spawn_app_with(
         Backend::Memory,
         &[("ACCESS_TOKEN_LIFETIME", "3s"), ("WORKERS", "2")],
@@ -323,69 +323,19 @@ async fn two_tabs_meeting_an_expired_token_together_share_one_refresh() {
             "both tabs stay logged in"
         );
     }
+    // The tabs do not coordinate: racing with one cookie, they get one successor (a rotation and
+    // a repeated answer); one after the other, the second uses the new cookie (two rotations).
+    let refreshes = rotations(&app).await - before
+        + app
+            .metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+            .await;
+    assert!((1..=2).contains(&refreshes), "{refreshes} refreshes");
     assert_eq!(
-        rotations(&app).await,
-        before + 1,
-        "exactly one rotation for both tabs"
-    );
-    assert_eq!(
-        app.metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+        app.metric("refreshd_refreshes_total{outcome=\"reuse_revoked\"}")
             .await,
         0,
-        "not even a replay"
+        "nobody taken for a thief"
     );
-    browser.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
-async fn a_tab_learns_of_another_tabs_refresh_through_the_lock_manager_not_only_localstorage() {
-    // localStorage writes reach other tabs a moment after they are made; a tab that takes the
-    // refresh lock in that moment must still see that the refresh happened. Here the second tab
-    // never sees the first tab's localStorage at all, so only the lock manager can tell it.
-    let app = spawn_app_with(Backend::Memory, &[]).await;
-    let browser = Browser::start().await;
-    let (first, second) = two_logged_in_tabs(&browser, &app).await;
-    browser
-        .run(
-            "Storage.prototype.getItem = () => null;
-             window.__sentAt = Date.now();
-             await new Promise((r) => setTimeout(r, 20));
-             return true;",
-        )
-        .await;
-    let before = rotations(&app).await;
-
-    browser.switch_to(&first).await;
-    assert_eq!(
-        browser
-            .run("return await window.refreshdDemo.client.refresh();")
-            .await,
-        true
-    );
-    assert_eq!(rotations(&app).await, before + 1);
-
-    browser.switch_to(&second).await;
-    assert_eq!(
-        browser
-            .run("return await window.refreshdDemo.client.refresh(window.__sentAt);")
-            .await,
-        true,
-        "the second tab may retry"
-    );
-    assert_eq!(
-        rotations(&app).await,
-        before + 1,
-        "the second tab saw the first tab's refresh and did not rotate again"
-    );
-    // A request sent after that refresh, which still meets a 401, does refresh.
-    assert_eq!(
-        browser
-            .run("return await window.refreshdDemo.client.refresh(Date.now());")
-            .await,
-        true
-    );
-    assert_eq!(rotations(&app).await, before + 2);
     browser.close().await;
 }
 
@@ -426,7 +376,8 @@ async fn concurrent_401s_in_one_tab_share_one_refresh_and_the_page_fits_a_phone(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
 async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates_once() {
-    // Where navigator.locks is missing, two tabs may refresh at the same moment. Two clients in
+    // Two tabs may refresh at the same moment (the client takes no lock; this page also hides
+    // navigator.locks, as some embedded browsers do). Two clients in
     // one page stand for them (each has its own single-flight, as two tabs do), and the page's
     // fetch holds each refresh until both have been asked for, so that they race for certain:
     // both present the same refresh cookie, and the server's reuse interval gives both the same

@@ -115,11 +115,14 @@ async fn users_added_deactivated_and_activated_from_the_command_line() {
     );
     let out = refreshd(&["user", "activate", &name], &env, "");
     assert!(out.status.success());
+    // Deactivation ended the session for good: the old token stays refused.
     assert_detail(
         &app.refresh_with_cookie(&tokens.refresh).await,
-        200,
-        REFRESHED,
+        401,
+        INVALID_REFRESH,
     );
+    let again = app.login(&name, "hunter2-secret").await;
+    assert_detail(&again, 200, LOGGED_IN);
 
     // An operator sees the user's sessions and ends them all.
     let second = app.login(&name, "hunter2-secret").await.tokens();
