@@ -400,6 +400,9 @@ pub struct SessionView<'a> {
     created: String,
     last_refreshed: Option<String>,
     user_agent: &'a str,
+    /// The browser and system of `user_agent`, as a person recognises them ("Chrome 156 on
+    /// Linux", "Safari on iPhone"); derived when the list is read, from the stored user agent.
+    device: String,
     client_address: &'a str,
     /// The absolute end, when SESSION_MAX_LIFETIME is set.
     ends_at: Option<String>,
@@ -419,6 +422,7 @@ impl<'a> SessionView<'a> {
             created: at(s.created_ms),
             last_refreshed: s.last_refreshed_ms.map(at),
             user_agent: &s.user_agent,
+            device: super::device::describe(&s.user_agent),
             client_address: &s.client_address,
             ends_at: s.ends_at.map(|e| at(e * 1000)),
             current: s.id == *current,
