@@ -76,7 +76,8 @@ pub(super) fn add<F, Args>(
 
 /// Every route of both APIs, under their configured prefixes. The hot routes come first: the
 /// router tries resources in order.
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
+/// With `public_metrics` false (METRICS_ADDR is set), /metrics is left to the private listener.
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes, public_metrics: bool) {
     let c = &prefixes.cookie_api;
     let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
     add(
@@ -112,11 +113,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
     );
     add(cfg, "healthz", get.clone(), "/healthz", healthz);
     add(cfg, "readyz", get.clone(), "/readyz", readyz);
-    add(cfg, "metrics", get.clone(), "/metrics", metrics);
+    if public_metrics {
+        add(cfg, "metrics", get.clone(), "/metrics", metrics);
+    }
     add(cfg, "openapi", get.clone(), "/openapi.json", openapi);
     add(cfg, "jwks", get.clone(), "/.well-known/jwks.json", jwks);
     add(cfg, "page", get.clone(), "/", super::pages::index);
     add(cfg, "static", get, "/static/{file}", super::pages::asset);
+}
+
+/// The private listener of METRICS_ADDR: what a scraper and an orchestrator ask, nothing else.
+pub fn configure_private(cfg: &mut web::ServiceConfig) {
+    add(cfg, "metrics", Method::GET, "/metrics", metrics);
+    add(cfg, "readyz", Method::GET, "/readyz", readyz);
+    add(cfg, "healthz", Method::GET, "/healthz", healthz);
 }
 
 /// COOKIE_API_PREFIX and TOKEN_API_PREFIX.
