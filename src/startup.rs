@@ -125,7 +125,7 @@ impl Application {
             }
             None => None,
         };
-        let public_metrics = private.is_none();
+        let public_metrics = state.public_metrics;
         let cors_settings = settings.clone();
         let prefixes = state.prefixes.clone();
         let app_metrics = metrics.clone();

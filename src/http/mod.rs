@@ -35,6 +35,8 @@ pub struct AppState {
     /// Outside production the page offers the demo user's name and password when that user
     /// exists (the in-process store's, or one that `docker compose` made in Redis).
     pub demo_hint: bool,
+    /// False with METRICS_ADDR: /metrics is served on the private listener, not here.
+    pub public_metrics: bool,
     /// ACCESS_TOKEN_LIFETIME, for the page's note on seeing a silent refresh.
     pub access_token_lifetime: std::time::Duration,
 }
@@ -56,6 +58,7 @@ impl AppState {
             },
             metrics,
             demo_hint: !settings.production,
+            public_metrics: settings.metrics_addr.is_none(),
             access_token_lifetime: settings.access_token_lifetime,
         }
     }

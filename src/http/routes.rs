@@ -191,7 +191,10 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {
-    error::json(StatusCode::OK, &super::openapi::document(&state.prefixes))
+    error::json(
+        StatusCode::OK,
+        &super::openapi::document(&state.prefixes, state.public_metrics),
+    )
 }
 
 /// The metrics outcome of a refresh.

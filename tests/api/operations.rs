@@ -368,6 +368,12 @@ async fn with_metrics_addr_metrics_leave_the_public_listener_for_the_private_one
     assert_detail(&get(format!("{public}/metrics")).await, 404, NOT_FOUND);
     assert_detail(&get(format!("{public}/metrics/")).await, 404, NOT_FOUND);
     assert_eq!(get(format!("{public}/healthz")).await.status, 200);
+    let openapi = get(format!("{public}/openapi.json")).await;
+    assert!(
+        openapi.json["paths"].get("/metrics").is_none(),
+        "not documented where it is not served"
+    );
+    assert!(openapi.json["paths"].get("/healthz").is_some());
     assert_eq!(get(format!("{public}/readyz")).await.status, 200);
     let login = Reply::read(
         client
