@@ -1,17 +1,32 @@
-# refreshd: a two-stage build. The runtime image holds one static-ish binary and runs as an
-# unprivileged user; it checks its own health with `refreshd healthcheck`.
-FROM rust:1-slim-bookworm AS build
+# refreshd: a two-stage build. The runtime image holds one binary and runs as an unprivileged
+# user; it checks its own health with `refreshd healthcheck`.
+#
+# Base images are pinned to a release (the toolchain the tests run with, and the Debian it
+# targets); bump them on purpose, together, and pin by digest (`image@sha256:…`) where builds
+# must be reproducible.
+FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
+
+# Dependencies first, in a layer of their own: it is rebuilt only when Cargo.toml or Cargo.lock
+# change, not on every edit of the source. Cargo wants every target the manifest names to exist,
+# so empty stand-ins are built, then removed with everything cargo recorded about them.
 COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src tests/api \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs tests/api/main.rs \
+ && cargo build --release --locked --bin refreshd \
+ && rm -rf src tests target/release/refreshd* target/release/deps/refreshd-* \
+      target/release/deps/librefreshd-* target/release/.fingerprint/refreshd-*
+
+# Then the crate itself. Compiled into the binary: the demo page's template (askama) and its
+# assets (include_str!). Cargo reads every target the manifest names, tests included.
 COPY src ./src
-# Compiled into the binary: the demo page's template (askama) and its assets (include_str!).
 COPY templates ./templates
 COPY static ./static
-# Cargo reads every target the manifest names, tests included.
 COPY tests ./tests
 RUN cargo build --release --locked --bin refreshd
 
-FROM debian:bookworm-slim
+FROM debian:12.12-slim
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin refreshd
 COPY --from=build /src/target/release/refreshd /usr/local/bin/refreshd
 USER 10001

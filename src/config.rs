@@ -51,6 +51,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("RUST_LOG", "info"),
     ("LOG_FORMAT", "text"),
     ("METRICS", "true"),
+    ("METRICS_ADDR", ""),
 ];
 
 /// Secrets that may be given as `X_FILE`, the path of a file holding the value.
@@ -200,6 +201,9 @@ pub struct Settings {
     pub log_json: bool,
     /// Count and time requests for GET /metrics.
     pub metrics: bool,
+    /// A private listener (`host:port`) for /metrics and /readyz; with it, /metrics leaves the
+    /// public listener.
+    pub metrics_addr: Option<String>,
 }
 
 /// Every problem found in the configuration, each naming its variable.
@@ -337,9 +341,50 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     }
 }
 
+/// Whether `addr` is `host:port`: an IPv4 address, a bracketed IPv6 address or a host name, and
+/// a port number. Names are resolved when the listener is bound (`localhost:8000` works).
+fn check_listen_addr(var: &str, addr: &str) -> Option<String> {
+    let expected = || {
+        format!(
+            "{var}={addr}: expected host:port such as 127.0.0.1:8000 (or 0.0.0.0:8000 for every interface, [::1]:8000, localhost:8000)"
+        )
+    };
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Some(expected());
+    };
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Some(expected());
+    }
+    None
+}
+
 impl Settings {
     /// Reads every variable through `lookup` and validates the result.
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Settings, ConfigError> {
+        let (settings, problems) = Self::from_lookup_with_problems(lookup);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Reads every variable through `lookup`: the settings as far as they could be read (a value
+    /// that was refused keeps its default), and every problem. For `check-config`, which shows
+    /// both; anything that runs must use `from_lookup`.
+    pub fn from_lookup_with_problems<F: Fn(&str) -> Option<String>>(
+        lookup: F,
+    ) -> (Settings, Vec<String>) {
         let mut r = Reader {
             lookup: &lookup,
             problems: Vec::new(),
@@ -471,18 +516,24 @@ impl Settings {
                 }
             }),
             metrics: r.bool("METRICS"),
+            metrics_addr: r.optional("METRICS_ADDR"),
         };
         let mut problems = r.problems;
         settings.validate(&mut problems);
-        if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(ConfigError(problems))
-        }
+        (settings, problems)
     }
 
     /// Cross-field rules. Each message names the variable and what it needs.
     fn validate(&self, problems: &mut Vec<String>) {
+        problems.extend(check_listen_addr("BIND_ADDR", &self.bind_addr));
+        if let Some(addr) = &self.metrics_addr {
+            problems.extend(check_listen_addr("METRICS_ADDR", addr));
+            if *addr == self.bind_addr && !addr.ends_with(":0") {
+                problems.push(format!(
+                    "METRICS_ADDR={addr} is BIND_ADDR: give the private listener a port of its own (such as 127.0.0.1:9100), or leave METRICS_ADDR unset to serve /metrics on BIND_ADDR"
+                ));
+            }
+        }
         let mut need = |ok: bool, msg: &str| {
             if !ok {
                 problems.push(msg.to_owned());
@@ -789,6 +840,12 @@ impl Settings {
                 if self.log_json { "json" } else { "text" }.into(),
             ),
             ("METRICS", self.metrics.to_string()),
+            (
+                "METRICS_ADDR",
+                self.metrics_addr
+                    .clone()
+                    .unwrap_or_else(|| "(unset: /metrics on BIND_ADDR)".into()),
+            ),
         ]
     }
 }
@@ -1124,10 +1181,96 @@ mod tests {
     }
 
     #[test]
+    fn listen_addresses_must_be_host_and_port_and_say_so() {
+        assert_eq!(
+            problems(&[("BIND_ADDR", "localhost")]),
+            vec![
+                "BIND_ADDR=localhost: expected host:port such as 127.0.0.1:8000 (or 0.0.0.0:8000 for every interface, [::1]:8000, localhost:8000)"
+            ]
+        );
+        for bad in [
+            "8000",
+            ":8000",
+            "127.0.0.1:http",
+            "::1:8000",
+            "[::1]",
+            "a b:80",
+        ] {
+            let p = problems(&[("BIND_ADDR", bad)]);
+            assert!(
+                p[0].starts_with(&format!("BIND_ADDR={bad}: expected host:port")),
+                "{p:#?}"
+            );
+        }
+        for good in [
+            "localhost:8000",
+            "0.0.0.0:8000",
+            "[::]:8000",
+            "[::1]:0",
+            "refreshd:8000",
+        ] {
+            assert_eq!(settings(&[("BIND_ADDR", good)]).unwrap().bind_addr, good);
+        }
+        let p = problems(&[("METRICS_ADDR", "9100")]);
+        assert!(
+            p[0].starts_with("METRICS_ADDR=9100: expected host:port"),
+            "{p:#?}"
+        );
+        let p = problems(&[("METRICS_ADDR", "127.0.0.1:8000")]);
+        assert!(p[0].contains("is BIND_ADDR"), "{p:#?}");
+        let s = settings(&[("METRICS_ADDR", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(s.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
+        assert!(settings(&[]).unwrap().metrics_addr.is_none());
+    }
+
+    #[test]
+    fn a_refused_configuration_still_describes_what_it_read() {
+        let map: HashMap<&str, &str> = [
+            ("BIND_ADDR", "localhost"),
+            ("ACCESS_TOKEN_LIFETIME", "5s"),
+            ("SIGNING_KEY", "do-not-show-me"),
+        ]
+        .into();
+        let (s, p) = Settings::from_lookup_with_problems(|k| map.get(k).map(|v| v.to_string()));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        let shown = s.describe();
+        assert!(shown.contains(&("BIND_ADDR", "localhost".into())));
+        assert!(shown.contains(&("ACCESS_TOKEN_LIFETIME", "5s".into())));
+        assert!(!format!("{shown:?}").contains("do-not-show-me"));
+    }
+
+    #[test]
     fn trusted_proxies_take_addresses_and_ranges() {
         let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
         assert_eq!(s.trusted_proxies.len(), 3);
         assert!(problems(&[("TRUSTED_PROXIES", "proxy.local")])[0].starts_with("TRUSTED_PROXIES"));
+    }
+
+    #[test]
+    fn the_readme_settings_table_lists_every_variable_with_its_default() {
+        let text = include_str!("../README.md");
+        let table = text
+            .split("## Settings")
+            .nth(1)
+            .expect("the README has a Settings section");
+        for (name, default) in VARIABLES {
+            let row = table
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{name}` |")))
+                .unwrap_or_else(|| panic!("the README's settings table has no row for {name}"));
+            let shown = row.split('|').nth(2).unwrap().trim();
+            if default.is_empty() {
+                assert!(
+                    !shown.starts_with("``") && !shown.is_empty(),
+                    "{name}: {row}"
+                );
+            } else {
+                assert!(
+                    shown.starts_with(&format!("`{default}`")),
+                    "the README gives {name} the default {shown}, the code {default}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -96,6 +96,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Some(Command::CheckConfig) = &cli.command {
+        return check_config();
+    }
     let settings = match Settings::from_lookup(|k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {
@@ -107,18 +110,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::User(cmd) => user(settings, cmd).await,
-        Command::CheckConfig => {
-            for (name, value) in settings.describe() {
-                println!("{name}={value}");
-            }
-            match refreshd::tokens::TokenCodec::new(&settings) {
-                Ok(_) => {
-                    println!("# no problems found");
-                    Ok(())
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        }
+        Command::CheckConfig => unreachable!("handled before the settings are checked"),
         Command::Healthcheck => healthcheck(&settings.bind_addr),
         Command::Keys(_) => unreachable!("handled before the settings are read"),
     };
@@ -129,6 +121,26 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `check-config`: every setting as read (secrets redacted), then every problem, the keys'
+/// included. Exits 1 on any problem.
+fn check_config() -> ExitCode {
+    let (settings, mut problems) = Settings::from_lookup_with_problems(|k| std::env::var(k).ok());
+    for (name, value) in settings.describe() {
+        println!("{name}={value}");
+    }
+    if let Err(e) = refreshd::tokens::TokenCodec::new(&settings) {
+        problems.push(e.to_string());
+    }
+    if problems.is_empty() {
+        println!("# no problems found");
+        return ExitCode::SUCCESS;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    eprint!("refreshd: {}", refreshd::config::ConfigError(problems));
+    ExitCode::FAILURE
 }
 
 fn generate_key(alg: &str, out: Option<&std::path::Path>) -> Result<(), String> {

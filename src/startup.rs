@@ -57,6 +57,8 @@ pub async fn open_store(
 pub struct Application {
     port: u16,
     server: Server,
+    /// The private listener of METRICS_ADDR (/metrics and /readyz), and its port.
+    private: Option<(u16, Server)>,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
 }
@@ -73,22 +75,57 @@ impl Application {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
     ) -> Result<Self, StartupError> {
-        announce(&settings, store.as_ref()).await?;
-        let listener =
-            TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
-                addr: settings.bind_addr.clone(),
+        // Bound before anything is announced: a port that is taken is the first thing said.
+        let bind = |addr: &str| {
+            let bind_error = |source| StartupError::Bind {
+                addr: addr.to_owned(),
                 source,
-            })?;
+            };
+            let listener = TcpListener::bind(addr).map_err(bind_error)?;
+            let port = listener.local_addr().map_err(bind_error)?.port();
+            Ok::<_, StartupError>((listener, port))
+        };
+        let (listener, port) = bind(&settings.bind_addr)?;
+        let private_listener = match &settings.metrics_addr {
+            Some(addr) => Some(bind(addr)?),
+            None => None,
+        };
         let bind_error = |source| StartupError::Bind {
             addr: settings.bind_addr.clone(),
             source,
         };
-        let port = listener.local_addr().map_err(bind_error)?.port();
+        announce(&settings, store.as_ref()).await?;
         let state = web::Data::new(AppState::new(
             &settings,
             AuthService::new(&settings, TokenCodec::new(&settings)?, store.clone()),
             metrics.clone(),
         ));
+        let private = match private_listener {
+            Some((listener, private_port)) => {
+                let state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .configure(http::routes::configure_private)
+                        .default_service(web::to(http::routes::not_found))
+                })
+                .listen(listener)
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.metrics_addr.clone().unwrap_or_default(),
+                    source,
+                })?
+                .workers(1)
+                .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
+                .disable_signals()
+                .run();
+                log::info!(
+                    "/metrics and /readyz on METRICS_ADDR (port {private_port}); /metrics is not served on BIND_ADDR"
+                );
+                Some((private_port, server))
+            }
+            None => None,
+        };
+        let public_metrics = state.public_metrics;
         let cors_settings = settings.clone();
         let prefixes = state.prefixes.clone();
         let app_metrics = metrics.clone();
@@ -114,7 +151,7 @@ impl Application {
                         }
                     }
                 })
-                .configure(|cfg| http::routes::configure(cfg, &prefixes))
+                .configure(|cfg| http::routes::configure(cfg, &prefixes, public_metrics))
                 .default_service(web::to(http::routes::not_found))
         })
         .listen(listener)
@@ -131,6 +168,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            private,
             store,
             metrics,
         })
@@ -138,6 +176,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the METRICS_ADDR listener, when there is one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.private.as_ref().map(|(port, _)| *port)
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -153,8 +196,17 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until the public server stops; the private listener stops with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, private)) = self.private else {
+            return self.server.await;
+        };
+        let private_handle = private.handle();
+        let private_task = tokio::spawn(private);
+        let result = self.server.await;
+        private_handle.stop(true).await;
+        let _ = private_task.await;
+        result
     }
 
     /// On SIGTERM or SIGINT (as `signals`, listened for before the server was built, report

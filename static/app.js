@@ -3,13 +3,20 @@
 import { createClient } from "./refreshd-client.js";
 
 const api = document.body.dataset.api;
+// Which session cookies came with the page ("access", "refresh" or "none"): the server can see
+// them, the page cannot (they are HttpOnly).
+const sessionHint = document.body.dataset.session;
 const $ = (id) => document.getElementById(id);
 
 let loggedIn = false;
 
 const client = createClient({
   refreshPath: api + "token/refresh/",
-  onRefresh: () => log("silent refresh: new tokens set"),
+  onRefresh: () => {
+    log("silent refresh: new tokens set");
+    // The list shows when each session was last refreshed: this one just was.
+    if (loggedIn) showSessions();
+  },
   onSessionEnded: () => {
     if (loggedIn) log("session ended: please log in again");
     showLoggedOut();
@@ -26,6 +33,7 @@ function showLoggedOut() {
   loggedIn = false;
   $("login").hidden = false;
   $("session").hidden = true;
+  $("result").textContent = "";
 }
 
 async function showLoggedIn() {
@@ -39,28 +47,72 @@ async function showLoggedIn() {
   await showSessions();
 }
 
-async function showSessions() {
+/** On load: ask who we are only when the browser holds a session's cookies. */
+async function start() {
+  if (sessionHint === "none") return showLoggedOut();
+  if (sessionHint === "refresh") {
+    // The access cookie has expired: refresh first instead of collecting a 401 from `me`.
+    const refreshed = await client.refresh().catch(() => false);
+    if (!refreshed) return showLoggedOut();
+  }
+  return showLoggedIn();
+}
+
+const when = (t) => (t ? new Date(t).toLocaleString() : "never");
+
+// One listing at a time; a request for another while one runs is served by one more run after it.
+let listing = null;
+let listAgain = false;
+
+function showSessions() {
+  if (listing) {
+    listAgain = true;
+    return listing;
+  }
+  listing = renderSessions().finally(() => {
+    listing = null;
+    if (listAgain) {
+      listAgain = false;
+      showSessions();
+    }
+  });
+  return listing;
+}
+
+async function renderSessions() {
   const response = await client.fetch(api + "sessions/");
+  if (!response.ok) return;
+  const sessions = await response.json();
   const body = $("sessions");
   body.replaceChildren();
-  if (!response.ok) return;
-  for (const s of await response.json()) {
+  for (const s of sessions) {
     const row = document.createElement("tr");
-    const when = (t) => (t ? new Date(t).toLocaleString() : "never");
-    for (const text of [s.user_agent || "unknown client", s.client_address || "", when(s.created), when(s.last_refreshed)]) {
+    if (s.current) row.className = "current";
+    const cells = [
+      ["Device", s.device || s.user_agent || "Unknown device", s.user_agent],
+      ["Address", s.client_address || "unknown"],
+      ["Started", when(s.created)],
+      ["Last refreshed", when(s.last_refreshed)],
+    ];
+    for (const [label, text, title] of cells) {
       const cell = document.createElement("td");
+      cell.dataset.label = label;
       cell.textContent = text;
+      if (title) cell.title = title;
       row.append(cell);
     }
     const action = document.createElement("td");
+    action.className = "action";
     if (s.current) {
-      action.textContent = "this tab";
+      action.textContent = "this browser";
     } else {
       const end = document.createElement("button");
+      end.className = "secondary";
       end.textContent = "End";
+      end.setAttribute("aria-label", "End the session of " + (s.device || "this device"));
       end.addEventListener("click", async () => {
         await client.fetch(api + "sessions/" + encodeURIComponent(s.id) + "/", { method: "DELETE" });
-        log("ended a session");
+        log("ended a session (" + (s.device || "unknown device") + ")");
         showSessions();
       });
       action.append(end);
@@ -68,6 +120,7 @@ async function showSessions() {
     row.append(action);
     body.append(row);
   }
+  $("logout-others").hidden = !sessions.some((s) => !s.current);
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -99,5 +152,18 @@ $("logout").addEventListener("click", async () => {
   showLoggedOut();
 });
 
+$("logout-others").addEventListener("click", async () => {
+  const response = await client.fetch(api + "sessions/");
+  if (!response.ok) return;
+  const others = (await response.json()).filter((s) => !s.current);
+  let ended = 0;
+  for (const s of others) {
+    const r = await client.fetch(api + "sessions/" + encodeURIComponent(s.id) + "/", { method: "DELETE" });
+    if (r.ok) ended += 1;
+  }
+  log("logged out " + ended + " other session" + (ended === 1 ? "" : "s"));
+  await showSessions();
+});
+
 // For scripted checks: the page's client, and a promise that settles once the page has loaded.
-window.refreshdDemo = { client, api, ready: showLoggedIn() };
+window.refreshdDemo = { client, api, ready: start(), sessionsShown: () => listing || Promise.resolve() };

@@ -36,6 +36,11 @@ impl CookieJar {
         &self.refresh_name
     }
 
+    /// REFRESH_COOKIE_PATH: where the browser sends the refresh cookie.
+    pub fn refresh_path(&self) -> &str {
+        &self.refresh_path
+    }
+
     /// `name=value; HttpOnly; Path=..; Max-Age=..; SameSite=..[; Secure][; Domain=..]`, in the
     /// contract's order. Without `max_age`, a browser-session cookie: no Max-Age, no Expires.
     fn build(&self, name: &str, value: &str, path: &str, max_age: Option<u64>) -> HeaderValue {

@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod csrf;
+pub mod device;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -31,8 +32,13 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     pub prefixes: routes::RoutePrefixes,
     pub metrics: Arc<Metrics>,
-    /// The in-process store of a development server has the demo user; the page says so.
-    pub demo_user: bool,
+    /// Outside production the page offers the demo user's name and password when that user
+    /// exists (the in-process store's, or one that `docker compose` made in Redis).
+    pub demo_hint: bool,
+    /// False with METRICS_ADDR: /metrics is served on the private listener, not here.
+    pub public_metrics: bool,
+    /// ACCESS_TOKEN_LIFETIME, for the page's note on seeing a silent refresh.
+    pub access_token_lifetime: std::time::Duration,
 }
 
 impl AppState {
@@ -51,9 +57,9 @@ impl AppState {
                 token_api: settings.token_api_prefix.clone(),
             },
             metrics,
-            demo_user: settings.redis_url.is_none()
-                && settings.redis_cluster_nodes.is_empty()
-                && !settings.production,
+            demo_hint: !settings.production,
+            public_metrics: settings.metrics_addr.is_none(),
+            access_token_lifetime: settings.access_token_lifetime,
         }
     }
 }

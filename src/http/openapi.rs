@@ -425,9 +425,13 @@ const ROUTE_DOCS: &[RouteDoc] = &[
 ];
 
 /// The document for these prefixes.
-pub fn document(prefixes: &RoutePrefixes) -> OpenApi {
+/// With `public_metrics` false (METRICS_ADDR), /metrics is on another listener and left out.
+pub fn document(prefixes: &RoutePrefixes, public_metrics: bool) -> OpenApi {
     let mut paths = PathsBuilder::new();
     for route in ROUTE_DOCS {
+        if route.name == "metrics" && !public_metrics {
+            continue;
+        }
         let path = match route.api {
             Api::Cookie => format!("{}{}", prefixes.cookie_api, route.path),
             Api::Token => format!("{}{}", prefixes.token_api, route.path),

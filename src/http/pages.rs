@@ -8,22 +8,36 @@ use askama::Template;
 
 use super::AppState;
 use super::error::{ApiError, detail};
+use super::extract::cookie_token;
+use crate::domain::Username;
 
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     cookie_api: &'a str,
+    /// "access", "refresh" or "none": which cookies came with the request, so that the page
+    /// asks `me` only when it may be logged in (no 401 in the console of a logged-out visitor),
+    /// and refreshes first when only the refresh cookie is left.
+    session: &'static str,
     demo_user: bool,
+    /// ACCESS_TOKEN_LIFETIME as people read it ("15m"), outside production; else empty.
+    access_lifetime: String,
 }
 
 /// The page may load only its own scripts and styles, talk only to its own origin, and never be
 /// framed.
 const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-pub async fn index(state: web::Data<AppState>) -> HttpResponse {
+pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let page = IndexPage {
         cookie_api: &state.prefixes.cookie_api,
-        demo_user: state.demo_user,
+        session: session_hint(&req, &state),
+        demo_user: demo_user_exists(&state).await,
+        access_lifetime: if state.demo_hint {
+            humantime::format_duration(state.access_token_lifetime).to_string()
+        } else {
+            String::new()
+        },
     };
     match page.render() {
         Ok(html) => HttpResponse::Ok()
@@ -38,6 +52,33 @@ pub async fn index(state: web::Data<AppState>) -> HttpResponse {
             detail(StatusCode::INTERNAL_SERVER_ERROR, super::error::INTERNAL)
         }
     }
+}
+
+/// Which of the session's cookies the browser sent with the page. A refresh cookie confined to
+/// another path (REFRESH_COOKIE_PATH) never comes with the page, so then it may be there.
+fn session_hint(req: &HttpRequest, state: &AppState) -> &'static str {
+    if cookie_token(req, state.cookies.access_name()).is_some() {
+        "access"
+    } else if cookie_token(req, state.cookies.refresh_name()).is_some()
+        || state.cookies.refresh_path() != "/"
+    {
+        "refresh"
+    } else {
+        "none"
+    }
+}
+
+/// Outside production, whether an active user `demo` exists, whichever store holds it. A store
+/// that does not answer only hides the hint: the page itself needs no store.
+async fn demo_user_exists(state: &AppState) -> bool {
+    if !state.demo_hint {
+        return false;
+    }
+    let demo = Username::parse("demo").expect("a valid username");
+    matches!(
+        state.auth.store().user_by_username(&demo).await,
+        Ok(Some(user)) if user.is_active
+    )
 }
 
 /// The files under static/, with their content types.
@@ -56,6 +97,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../static/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/favicon.svg"),
     ),
 ];
 

@@ -76,7 +76,8 @@ pub(super) fn add<F, Args>(
 
 /// Every route of both APIs, under their configured prefixes. The hot routes come first: the
 /// router tries resources in order.
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
+/// With `public_metrics` false (METRICS_ADDR is set), /metrics is left to the private listener.
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes, public_metrics: bool) {
     let c = &prefixes.cookie_api;
     let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
     add(
@@ -112,11 +113,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes) {
     );
     add(cfg, "healthz", get.clone(), "/healthz", healthz);
     add(cfg, "readyz", get.clone(), "/readyz", readyz);
-    add(cfg, "metrics", get.clone(), "/metrics", metrics);
+    if public_metrics {
+        add(cfg, "metrics", get.clone(), "/metrics", metrics);
+    }
     add(cfg, "openapi", get.clone(), "/openapi.json", openapi);
     add(cfg, "jwks", get.clone(), "/.well-known/jwks.json", jwks);
     add(cfg, "page", get.clone(), "/", super::pages::index);
     add(cfg, "static", get, "/static/{file}", super::pages::asset);
+}
+
+/// The private listener of METRICS_ADDR: what a scraper and an orchestrator ask, nothing else.
+pub fn configure_private(cfg: &mut web::ServiceConfig) {
+    add(cfg, "metrics", Method::GET, "/metrics", metrics);
+    add(cfg, "readyz", Method::GET, "/readyz", readyz);
+    add(cfg, "healthz", Method::GET, "/healthz", healthz);
 }
 
 /// COOKIE_API_PREFIX and TOKEN_API_PREFIX.
@@ -181,7 +191,10 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {
-    error::json(StatusCode::OK, &super::openapi::document(&state.prefixes))
+    error::json(
+        StatusCode::OK,
+        &super::openapi::document(&state.prefixes, state.public_metrics),
+    )
 }
 
 /// The metrics outcome of a refresh.
@@ -409,6 +422,9 @@ pub struct SessionView<'a> {
     created: String,
     last_refreshed: Option<String>,
     user_agent: &'a str,
+    /// The browser and system of `user_agent`, as a person recognises them ("Chrome 156 on
+    /// Linux", "Safari on iPhone"); derived when the list is read, from the stored user agent.
+    device: String,
     client_address: &'a str,
     /// The absolute end, when SESSION_MAX_LIFETIME is set.
     ends_at: Option<String>,
@@ -428,6 +444,7 @@ impl<'a> SessionView<'a> {
             created: at(s.created_ms),
             last_refreshed: s.last_refreshed_ms.map(at),
             user_agent: &s.user_agent,
+            device: super::device::describe(&s.user_agent),
             client_address: &s.client_address,
             ends_at: s.ends_at.map(|e| at(e * 1000)),
             current: s.id == *current,

@@ -57,6 +57,8 @@ impl Browser {
         // CI cannot give it.
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            // The console, for the tests that want it clean.
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [
@@ -183,6 +185,25 @@ impl Browser {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    /// The console messages of errors since the last call (chromedriver's log, which also
+    /// holds the failed loads a script cannot see: a 404 favicon, a 401 fetch).
+    async fn console_errors(&self) -> Vec<String> {
+        let entries = self
+            .call(
+                reqwest::Method::POST,
+                "/se/log",
+                Some(json!({"type": "browser"})),
+            )
+            .await;
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect()
     }
 
     async fn close(self) {
@@ -511,4 +532,178 @@ async fn an_spa_on_another_origin_works_and_a_disallowed_origin_cannot_refresh()
     browser.close().await;
     spa.stop(false).await;
     evil.stop(false).await;
+}
+
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1";
+
+/// Logs `demo` in from another device, through the API, as that device's user agent.
+async fn log_in_elsewhere(app: &TestApp, user_agent: &str) -> Tokens {
+    let reply = Reply::read(
+        app.client
+            .post(app.url("/api/auth/login/"))
+            .header("user-agent", user_agent)
+            .json(&json!({"username": "demo", "password": "demo"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&reply, 200, LOGGED_IN);
+    reply.tokens()
+}
+
+/// The texts of the session table, row by row.
+async fn session_rows(browser: &Browser) -> Value {
+    browser
+        .run(
+            "return [...document.getElementById('sessions').rows].map((r) => [...r.cells].map((c) => c.textContent));",
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
+async fn the_demo_page_loads_cleanly_names_devices_and_reads_well_on_a_phone_and_a_desktop() {
+    let app = spawn_app_with(Backend::Memory, &[("ACCESS_TOKEN_LIFETIME", "2s")]).await;
+    let browser = Browser::start().await;
+
+    // Logged out: the login form with the demo hint, and a console without errors (no 401 from
+    // asking who we are, no 404 for a favicon).
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for("window.refreshdDemo && !document.getElementById('login').hidden")
+        .await;
+    browser
+        .run("await window.refreshdDemo.ready; return true;")
+        .await;
+    assert_eq!(
+        browser
+            .run("const h = document.getElementById('demo-hint'); return h ? h.textContent : null;")
+            .await,
+        "Try demo / demo."
+    );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "a logged-out load: {errors:#?}");
+
+    // Two other devices, then this browser.
+    let phone = log_in_elsewhere(&app, SAFARI_IPHONE).await;
+    let script = log_in_elsewhere(&app, "curl/8.14.1").await;
+    log_in_on_the_page(&browser, &app).await;
+    browser
+        .wait_for("document.getElementById('sessions').rows.length === 3")
+        .await;
+
+    // A reload while logged in: no errors, no empty result bar.
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for("window.refreshdDemo && !document.getElementById('session').hidden")
+        .await;
+    browser
+        .wait_for("document.getElementById('sessions').rows.length === 3")
+        .await;
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "a logged-in load: {errors:#?}");
+    assert_eq!(
+        browser
+            .run("return getComputedStyle(document.getElementById('result')).display;")
+            .await,
+        "none",
+        "nothing called yet, so no empty bar"
+    );
+    let rows = session_rows(&browser).await;
+    let devices: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert!(devices.contains(&"Safari on iPhone"), "{rows}");
+    assert!(devices.contains(&"curl 8.14.1"), "{rows}");
+    assert!(
+        devices
+            .iter()
+            .any(|d| d.contains("Chrome") && d.ends_with("on Linux")),
+        "{rows}"
+    );
+    assert!(
+        browser
+            .run("return document.getElementById('lifetime-hint').textContent;")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("ACCESS_TOKEN_LIFETIME=5s")
+    );
+
+    // Desktop and phone widths: nothing wider than the screen, every column in view.
+    for (width, height, name) in [(1280, 900, "demo-1280.png"), (390, 844, "demo-390.png")] {
+        browser.set_size(width, height).await;
+        browser
+            .wait_for(&format!("Math.abs(window.innerWidth - {width}) < 40"))
+            .await;
+        let overflow = browser
+            .run("return document.documentElement.scrollWidth - window.innerWidth;")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap() <= 0,
+            "{width} px: {overflow} px too wide"
+        );
+        let cut = browser
+            .run(
+                "return [...document.querySelectorAll('#sessions td, #session button')]
+                   .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+                   .map((e) => e.textContent);",
+            )
+            .await;
+        assert_eq!(cut, json!([]), "{width} px: cut off");
+        browser.screenshot(name).await;
+    }
+    browser.set_size(1100, 900).await;
+
+    // After a silent refresh the list says when this session was last refreshed.
+    let never = |rows: &Value| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r[4] == "this browser")
+            .map(|r| r[3].clone())
+    };
+    assert_eq!(never(&session_rows(&browser).await), Some(json!("never")));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    browser
+        .run("document.getElementById('call').click();")
+        .await;
+    browser
+        .wait_for("document.getElementById('result').textContent.startsWith('200')")
+        .await;
+    browser
+        .wait_for(
+            "[...document.getElementById('sessions').rows].some((r) => r.cells[4].textContent === 'this browser' && r.cells[3].textContent !== 'never')",
+        )
+        .await;
+
+    // Log out the other sessions: this one stays, theirs are refused.
+    browser
+        .run("document.getElementById('logout-others').click();")
+        .await;
+    browser
+        .wait_for("document.getElementById('sessions').rows.length === 1")
+        .await;
+    browser
+        .wait_for("document.getElementById('logout-others').hidden")
+        .await;
+    assert_detail(
+        &app.refresh_with_body(&phone.refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    assert_detail(
+        &app.refresh_with_body(&script.refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    let status = browser
+        .run("const r = await window.refreshdDemo.client.fetch(window.refreshdDemo.api + 'me/'); return r.status;")
+        .await;
+    assert_eq!(status, 200, "this browser is still logged in");
+    browser.close().await;
 }

@@ -1,5 +1,6 @@
-//! The container files. No Docker engine runs where the tests run, so these check the structure
-//! that `docker compose up` relies on.
+//! The container and deployment files. No Docker engine runs where the tests run, so these check
+//! the structure that `docker compose up`, the production compose file, Caddy, nginx and systemd
+//! rely on.
 
 use serde_yaml::Value;
 
@@ -19,7 +20,8 @@ fn compose_starts_refreshd_after_a_healthy_redis_with_a_volume() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(ports.contains(&"8000:8000"), "{ports:?}");
+    // Published on this machine only: a demo with a demo user is not for the network.
+    assert_eq!(ports, ["127.0.0.1:8000:8000"]);
     assert_eq!(
         app["depends_on"]["redis"]["condition"],
         Value::from("service_healthy")
@@ -34,6 +36,7 @@ fn compose_starts_refreshd_after_a_healthy_redis_with_a_volume() {
 
     let redis = &services["redis"];
     assert!(redis["image"].as_str().unwrap().starts_with("redis:7"));
+    assert_pinned(redis["image"].as_str().unwrap());
     let test: Vec<&str> = redis["healthcheck"]["test"]
         .as_sequence()
         .unwrap()
@@ -74,6 +77,71 @@ fn compose_starts_refreshd_after_a_healthy_redis_with_a_volume() {
         services["demo-user"]["env_file"][0]["path"],
         Value::from(".env")
     );
+}
+
+/// An image named by a release (or a digest), not by a moving tag such as `latest` or `1`.
+fn assert_pinned(image: &str) {
+    if image.contains("@sha256:") {
+        return;
+    }
+    let (_, tag) = image
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("{image} has no tag"));
+    let version = tag.split('-').next().unwrap();
+    assert!(
+        version.split('.').count() >= 2
+            && version
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+        "{image} is not pinned to a release (like 1.95.0 or 12.12)"
+    );
+}
+
+#[test]
+fn the_image_builds_its_dependencies_in_a_layer_of_their_own_from_pinned_bases() {
+    // One entry per instruction, continuation lines joined.
+    let dockerfile = repo_file("Dockerfile").replace("\\\n", " ");
+    let instructions: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for from in instructions.iter().filter(|l| l.starts_with("FROM ")) {
+        assert_pinned(from.split_whitespace().nth(1).unwrap());
+    }
+    let at = |prefix: &str| {
+        instructions
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in the Dockerfile"))
+    };
+    let manifest = at("COPY Cargo.toml Cargo.lock");
+    let source = at("COPY src");
+    let dependencies = instructions
+        .iter()
+        .position(|l| l.starts_with("RUN ") && l.contains("cargo build"))
+        .expect("a cargo build");
+    assert!(
+        manifest < dependencies && dependencies < source,
+        "the dependencies are built after the manifest is copied and before the source is"
+    );
+    assert!(
+        instructions[source..]
+            .iter()
+            .any(|l| l.starts_with("RUN cargo build --release --locked")),
+        "and the crate after it"
+    );
+
+    // The build context leaves out build output everywhere (fuzz/target too) and local secrets.
+    let ignored: Vec<String> = repo_file(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    for needed in ["**/target", ".env", ".git", "deploy/secrets"] {
+        assert!(ignored.iter().any(|l| l == needed), "{needed}: {ignored:?}");
+    }
 }
 
 #[test]
@@ -298,4 +366,208 @@ fn the_healthcheck_command_answers_for_a_running_server_and_fails_without_one() 
     let _ = server.kill();
     let _ = server.wait();
     assert!(healthy, "refreshd healthcheck never passed");
+}
+
+/// Every variable a deployment file sets is one refreshd reads.
+fn assert_known_variable(name: &str, file: &str) {
+    let known = refreshd::config::VARIABLES.iter().any(|(n, _)| {
+        *n == name
+            || (["SIGNING_KEY", "VERIFYING_KEY", "REDIS_URL"].contains(n)
+                && format!("{n}_FILE") == name)
+    });
+    assert!(known, "{file} sets {name}, which refreshd does not read");
+}
+
+#[test]
+fn the_production_compose_file_puts_refreshd_behind_caddy_on_a_redis_that_never_evicts() {
+    let compose: Value = serde_yaml::from_str(&repo_file("deploy/compose.production.yml")).unwrap();
+    let services = &compose["services"];
+    let seq = |v: &Value| -> Vec<String> {
+        v.as_sequence()
+            .unwrap_or_else(|| panic!("not a list: {v:?}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    // Redis: every write in the append-only file, no eviction, reachable from refreshd only.
+    let redis = &services["redis"];
+    assert_pinned(redis["image"].as_str().unwrap());
+    let command = seq(&redis["command"]);
+    assert!(
+        command.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "{command:?}"
+    );
+    assert!(
+        command
+            .windows(2)
+            .any(|w| w == ["--maxmemory-policy", "noeviction"]),
+        "{command:?}"
+    );
+    assert!(redis.get("ports").is_none(), "Redis is not published");
+    assert!(redis["volumes"][0].as_str().unwrap().ends_with(":/data"));
+    let backend = redis["networks"][0].as_str().unwrap();
+    assert_eq!(compose["networks"][backend]["internal"], Value::from(true));
+
+    // refreshd: production, its key a Docker secret read through SIGNING_KEY_FILE, behind the
+    // proxy only, metrics on their own listener.
+    let app = &services["refreshd"];
+    let env = app["environment"].as_mapping().unwrap();
+    let var = |name: &str| {
+        env.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("refreshd has no {name}"))
+    };
+    for (name, _) in env {
+        assert_known_variable(name.as_str().unwrap(), "compose.production.yml");
+    }
+    assert_eq!(var("APP_ENV"), "production");
+    assert!(
+        env.get("SIGNING_KEY").is_none(),
+        "the key is never in the environment"
+    );
+    let key_file = var("SIGNING_KEY_FILE");
+    let secret = key_file.strip_prefix("/run/secrets/").unwrap();
+    assert!(seq(&app["secrets"]).contains(&secret.to_owned()));
+    assert!(compose["secrets"][secret]["file"].as_str().is_some());
+    assert!(var("PUBLIC_ORIGIN").starts_with("https://"));
+    assert!(!var("TRUSTED_PROXIES").is_empty());
+    assert!(var("REDIS_URL").starts_with("redis://redis:"));
+    assert!(
+        app.get("ports").is_none(),
+        "refreshd is reached through Caddy only"
+    );
+    let metrics_port = var("METRICS_ADDR").rsplit_once(':').unwrap().1;
+    let bind_port = var("BIND_ADDR").rsplit_once(':').unwrap().1;
+    assert_ne!(metrics_port, bind_port);
+    let trusted: ipnet::IpNet = var("TRUSTED_PROXIES").parse().unwrap();
+    let edge_subnet: ipnet::IpNet = compose["networks"]["edge"]["ipam"]["config"][0]["subnet"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        trusted, edge_subnet,
+        "the proxy's network, and only it, is trusted"
+    );
+
+    // Caddy: the only published service, HTTPS, in front of refreshd's public port only.
+    let caddy = &services["caddy"];
+    assert_pinned(caddy["image"].as_str().unwrap());
+    assert!(caddy["image"].as_str().unwrap().starts_with("caddy:2"));
+    let ports = seq(&caddy["ports"]);
+    assert!(ports.contains(&"443:443".to_owned()), "{ports:?}");
+    assert!(seq(&caddy["networks"]).contains(&"edge".to_owned()));
+    let caddyfile = repo_file("deploy/Caddyfile");
+    assert!(caddyfile.contains(&format!("reverse_proxy refreshd:{bind_port}")));
+    assert!(!caddyfile.contains(&format!(":{metrics_port}")));
+    assert!(caddyfile.contains("{$REFRESHD_DOMAIN} {"));
+    let mounted = seq(&caddy["volumes"]);
+    assert!(mounted.contains(&"./Caddyfile:/etc/caddy/Caddyfile:ro".to_owned()));
+}
+
+#[test]
+fn the_nginx_snippet_terminates_tls_and_tells_refreshd_who_asked() {
+    let conf = repo_file("deploy/nginx.conf");
+    for needed in [
+        "listen 443 ssl;",
+        "ssl_certificate ",
+        "proxy_pass http://127.0.0.1:8000;",
+        "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "proxy_set_header X-Forwarded-Proto $scheme;",
+        "proxy_set_header X-Forwarded-Host $host;",
+        "location = /metrics { return 404; }",
+        "TRUSTED_PROXIES=127.0.0.1",
+        "PUBLIC_ORIGIN=https://",
+        "METRICS_ADDR=127.0.0.1:",
+    ] {
+        assert!(conf.contains(needed), "deploy/nginx.conf lacks {needed:?}");
+    }
+}
+
+#[test]
+fn the_systemd_unit_is_hardened_and_takes_its_secrets_as_credentials() {
+    let unit = repo_file("deploy/refreshd.service");
+    let settings: Vec<(&str, &str)> = unit
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    let has = |key: &str, value: &str| settings.contains(&(key, value));
+    for (key, value) in [
+        ("ExecStart", "/usr/local/bin/refreshd serve"),
+        ("EnvironmentFile", "/etc/refreshd/refreshd.env"),
+        ("DynamicUser", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("RestrictNamespaces", "yes"),
+        ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("LockPersonality", "yes"),
+        ("SystemCallFilter", "@system-service"),
+        ("SystemCallArchitectures", "native"),
+        ("KillSignal", "SIGTERM"),
+        ("Environment", "SIGNING_KEY_FILE=%d/signing_key"),
+    ] {
+        assert!(has(key, value), "refreshd.service lacks {key}={value}");
+    }
+    assert!(
+        settings
+            .iter()
+            .any(|(k, v)| *k == "LoadCredential" && v.starts_with("signing_key:")),
+        "the key comes as a credential"
+    );
+    assert!(!unit.contains("SIGNING_KEY="), "no key in the unit");
+
+    // The settings file it reads: production, behind a proxy, metrics private.
+    let env = repo_file("deploy/refreshd.env");
+    let vars: Vec<(&str, &str)> = env
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    for (name, _) in &vars {
+        assert_known_variable(name, "deploy/refreshd.env");
+    }
+    for pair in [
+        ("APP_ENV", "production"),
+        ("BIND_ADDR", "127.0.0.1:8000"),
+        ("METRICS_ADDR", "127.0.0.1:9100"),
+    ] {
+        assert!(vars.contains(&pair), "deploy/refreshd.env lacks {pair:?}");
+    }
+    assert!(vars.iter().any(|(k, _)| *k == "TRUSTED_PROXIES"));
+    assert!(vars.iter().any(|(k, _)| *k == "PUBLIC_ORIGIN"));
+}
+
+#[test]
+fn the_readme_leads_to_each_deployment_file_and_names_what_compose_needs() {
+    let readme = repo_file("README.md");
+    for file in [
+        "deploy/compose.production.yml",
+        "deploy/Caddyfile",
+        "deploy/nginx.conf",
+        "deploy/refreshd.service",
+        "deploy/refreshd.env",
+    ] {
+        assert!(
+            readme.contains(&format!("]({file})")),
+            "the README does not link {file}"
+        );
+        assert!(root().join(file).exists(), "{file}");
+    }
+    assert!(
+        readme.contains("Compose 2.24"),
+        "the Compose version it needs"
+    );
+    assert!(readme.contains("docker compose exec refreshd refreshd user"));
+    assert!(readme.contains("keys generate --alg HS256"));
 }

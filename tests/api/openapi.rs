@@ -114,4 +114,17 @@ async fn the_schemas_the_operations_name_exist() {
         );
     }
     assert!(schemas.contains_key("Me") && schemas.contains_key("SessionView"));
+    // The session list names each device beside the raw user agent.
+    let session = &schemas["SessionView"];
+    for field in ["user_agent", "device"] {
+        assert_eq!(session["properties"][field]["type"], "string", "{session}");
+        assert!(
+            session["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == field),
+            "{session}"
+        );
+    }
 }

@@ -297,12 +297,120 @@ fn check_config_prints_the_effective_settings_without_secrets() {
     assert!(out.contains("ACCESS_TOKEN_LIFETIME=15m"), "{out}");
     assert!(!out.contains("a-very-secret") && !out.contains("hunter2"));
 
-    let bad = run(&[("COOKIE_SAMESITE", "None"), ("LEEWAY", "a while")]);
+    let bad = run(&[
+        ("COOKIE_SAMESITE", "None"),
+        ("LEEWAY", "a while"),
+        ("BIND_ADDR", "localhost"),
+        ("SIGNING_KEY", "a-very-secret-signing-key-0123456789"),
+    ]);
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(
         err.contains("COOKIE_SAMESITE=None") && err.contains("LEEWAY"),
         "{err}"
+    );
+    assert!(
+        err.contains("BIND_ADDR=localhost: expected host:port such as 127.0.0.1:8000"),
+        "{err}"
+    );
+    // A refused configuration still shows what was read, secrets redacted, as the README says.
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("BIND_ADDR=localhost\n"), "{out}");
+    assert!(out.contains("COOKIE_SAMESITE=None\n"), "{out}");
+    assert!(out.contains("SIGNING_KEY=(set, 36 bytes)"), "{out}");
+    assert!(!out.contains("a-very-secret") && !err.contains("a-very-secret"));
+}
+
+#[test]
+fn a_bad_bind_addr_is_the_first_thing_the_server_says() {
+    let out = Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .env_clear()
+        .env("BIND_ADDR", "localhost")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("refreshd: invalid configuration:\n  - BIND_ADDR=localhost: expected host:port such as 127.0.0.1:8000"),
+        "{err}"
+    );
+    assert!(!err.contains("demo user"), "nothing is set up first: {err}");
+}
+
+#[tokio::test]
+async fn localhost_and_a_port_is_a_bind_addr() {
+    let app = spawn_app_with(Backend::Memory, &[("BIND_ADDR", "localhost:0")]).await;
+    let reply = Reply::read(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn with_metrics_addr_metrics_leave_the_public_listener_for_the_private_one() {
+    let settings = settings_with(Backend::Memory, &[("METRICS_ADDR", "127.0.0.1:0")]);
+    let app = refreshd::startup::Application::build(settings)
+        .await
+        .expect("the application builds");
+    let public = format!("http://127.0.0.1:{}", app.port());
+    let private = format!(
+        "http://127.0.0.1:{}",
+        app.metrics_port().expect("a private listener")
+    );
+    let handle = app.handle();
+    let running = tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let get = |url: String| {
+        let client = client.clone();
+        async move { Reply::read(client.get(url).send().await.unwrap()).await }
+    };
+
+    // Public: the API and health as ever, /metrics is not there.
+    assert_detail(&get(format!("{public}/metrics")).await, 404, NOT_FOUND);
+    assert_detail(&get(format!("{public}/metrics/")).await, 404, NOT_FOUND);
+    assert_eq!(get(format!("{public}/healthz")).await.status, 200);
+    let openapi = get(format!("{public}/openapi.json")).await;
+    assert!(
+        openapi.json["paths"].get("/metrics").is_none(),
+        "not documented where it is not served"
+    );
+    assert!(openapi.json["paths"].get("/healthz").is_some());
+    assert_eq!(get(format!("{public}/readyz")).await.status, 200);
+    let login = Reply::read(
+        client
+            .post(format!("{public}/api/auth/login/"))
+            .json(&json!({"username": "demo", "password": "demo"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&login, 200, LOGGED_IN);
+
+    // Private: metrics (counting the public traffic) and readiness, and nothing of the API.
+    let metrics = get(format!("{private}/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    assert!(
+        metric_in(&metrics.text, "refreshd_logins_total{outcome=\"ok\"}") >= 1,
+        "{}",
+        metrics.text
+    );
+    assert_eq!(
+        get(format!("{private}/readyz")).await.json,
+        json!({"status": "ready"})
+    );
+    assert_detail(
+        &get(format!("{private}/api/auth/me/")).await,
+        404,
+        NOT_FOUND,
+    );
+    assert_detail(&get(format!("{private}/")).await, 404, NOT_FOUND);
+
+    // Stopping the server stops both listeners.
+    handle.stop(true).await;
+    running.await.unwrap().unwrap();
+    assert!(
+        std::net::TcpStream::connect(private.trim_start_matches("http://")).is_err(),
+        "the private listener outlived the server"
     );
 }
 

@@ -3,19 +3,31 @@
 
 use crate::helpers::*;
 
-fn walk_through() -> String {
+/// The walk-through's script, and the variables its start command sets
+/// (`REFRESH_TOKEN_REUSE_INTERVAL=2s cargo run --release`).
+fn walk_through() -> (String, Vec<(String, String)>) {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme
         .split("## A walk through with curl")
         .nth(1)
         .expect("the README has its curl walk-through");
-    let block = section
-        .split("```sh\n")
-        .nth(1)
-        .and_then(|b| b.split("\n```").next())
+    let (intro, rest) = section
+        .split_once("```sh\n")
         .expect("a sh block in the walk-through");
-    block.to_owned()
+    let block = rest.split("\n```").next().unwrap();
+    let start = intro
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .find(|code| code.contains("cargo run"))
+        .expect("the walk-through says how to start the server");
+    let vars = start
+        .split_whitespace()
+        .map_while(|word| word.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (block.to_owned(), vars)
 }
 
 #[test]
@@ -24,8 +36,15 @@ fn the_curl_walk_through_works() {
         std::path::Path::new("/usr/bin/curl").exists(),
         "curl is missing: apt-get install curl (./scripts/test does)"
     );
-    let server = ServerProcess::start(&[]);
-    let script = walk_through().replace("http://127.0.0.1:8000", &server.url(""));
+    let (script, vars) = walk_through();
+    assert!(
+        vars.iter()
+            .any(|(k, v)| k == "REFRESH_TOKEN_REUSE_INTERVAL" && v == "2s"),
+        "a short reuse interval keeps the theft step quick: {vars:?}"
+    );
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = ServerProcess::start(&vars);
+    let script = script.replace("http://127.0.0.1:8000", &server.url(""));
     let dir = std::env::temp_dir().join(unique("refreshd-readme"));
     std::fs::create_dir_all(&dir).unwrap();
     let out = std::process::Command::new("sh")
@@ -44,8 +63,23 @@ fn the_curl_walk_through_works() {
     for expected in [
         r#"{"detail":"Login successful."}"#,
         r#""username":"demo","is_active":true}"#,
+        // Refresh by cookie, twice: A, then B.
+        "HTTP/1.1 200 OK",
         r#"{"detail":"Token refreshed."}"#,
+        "HTTP/1.1 200 OK",
         r#"{"detail":"Token refreshed."}"#,
+        // The mobile app's refresh through the JSON API: tokens in the body.
+        r#"{"access":""#,
+        r#""refresh":""#,
+        // Reuse detection: A, retired, after the interval.
+        "HTTP/1.1 401 Unauthorized",
+        r#"{"detail":"Invalid or expired refresh token."}"#,
+        // The session is revoked: its access token and its newest refresh token.
+        r#"{"detail":"Invalid or expired access token."}"#,
+        "HTTP/1.1 401 Unauthorized",
+        r#"{"detail":"Invalid or expired refresh token."}"#,
+        // A new session, logged out; its access token is refused.
+        r#"{"detail":"Login successful."}"#,
         r#"{"detail":"Logged out."}"#,
         r#"{"detail":"Invalid or expired access token."}"#,
     ] {

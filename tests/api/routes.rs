@@ -138,3 +138,67 @@ async fn the_in_process_store_has_the_demo_user_outside_production() {
     let app = spawn_app(Backend::Redis).await;
     assert_detail(&app.login("demo", "demo").await, 401, BAD_CREDENTIALS);
 }
+
+/// The demo page as served, with `cookie` sent when given.
+async fn page(app: &TestApp, cookie: Option<&str>) -> String {
+    let mut request = app.client.get(app.url("/"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let reply = Reply::read(request.send().await.unwrap()).await;
+    assert_eq!(reply.status, 200);
+    reply.text
+}
+
+#[tokio::test]
+async fn the_page_offers_the_demo_login_whenever_an_active_demo_user_exists() {
+    const HINT: &str = r#"id="demo-hint""#;
+    assert!(
+        page(&spawn_app(Backend::Memory).await, None)
+            .await
+            .contains(HINT)
+    );
+
+    // A Redis of its own: as `docker compose` leaves one, the demo user made by its one-shot
+    // service, not by the server.
+    let redis = RedisProcess::start(false);
+    let app = spawn_app_with(Backend::Redis, &[("REDIS_URL", &redis.url())]).await;
+    assert!(!page(&app, None).await.contains(HINT), "no demo user yet");
+    app.add_user("demo", "demo").await;
+    assert!(page(&app, None).await.contains(HINT));
+    let demo = refreshd::domain::Username::parse("demo").unwrap();
+    app.store.set_user_active(&demo, false).await.unwrap();
+    assert!(
+        !page(&app, None).await.contains(HINT),
+        "an inactive one cannot log in"
+    );
+    // A store that does not answer hides the hint; the page still loads.
+    app.store.set_user_active(&demo, true).await.unwrap();
+    redis.stop();
+    assert!(!page(&app, None).await.contains(HINT));
+}
+
+#[tokio::test]
+async fn the_page_knows_which_session_cookies_came_with_it() {
+    let app = spawn_app(Backend::Memory).await;
+    let (_, tokens) = app.logged_in().await;
+    let session = |html: String| {
+        html.split("data-session=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_owned)
+            .unwrap()
+    };
+    assert_eq!(session(page(&app, None).await), "none");
+    let access = format!("access_token={}", tokens.access);
+    let refresh = format!("refresh_token={}", tokens.refresh);
+    assert_eq!(session(page(&app, Some(&access)).await), "access");
+    assert_eq!(session(page(&app, Some(&refresh)).await), "refresh");
+    // A refresh cookie confined to the refresh route never comes with the page: it may be there.
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("REFRESH_COOKIE_PATH", "/api/auth/token/refresh/")],
+    )
+    .await;
+    assert_eq!(session(page(&app, None).await), "refresh");
+}

@@ -11,6 +11,7 @@ use crate::on_every_store;
 
 on_every_store!(
     the_list_shows_each_live_session_and_marks_the_current_one,
+    each_session_names_its_device_and_keeps_the_raw_user_agent,
     a_capped_session_shows_its_end_and_a_deactivated_user_sees_nothing,
     ending_one_session_leaves_the_others_working,
     ending_the_current_session_expires_its_cookies,
@@ -113,7 +114,33 @@ async fn the_list_shows_each_live_session_and_marks_the_current_one(backend: Bac
     assert!(l["created"].as_str().unwrap().starts_with("20"));
     assert_eq!(l["ends_at"], Value::Null);
     let keys: Vec<&str> = l.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys.len(), 7, "{keys:?}");
+    assert_eq!(keys.len(), 8, "{keys:?}");
+}
+
+async fn each_session_names_its_device_and_keeps_the_raw_user_agent(backend: Backend) {
+    const CHROME_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36";
+    const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.2 Mobile/15E148 Safari/604.1";
+    let app = spawn_app(backend).await;
+    let name = unique("ivy");
+    app.add_user(&name, "pw").await;
+    let desktop = app.login_as(&name, CHROME_LINUX).await;
+    let phone = app.login_as(&name, SAFARI_IPHONE).await;
+    let script = app.login_as(&name, "curl/8.14.1").await;
+
+    let reply = app.list(&desktop.access).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let list = reply.json.as_array().unwrap();
+    let entry = |t: &Tokens| {
+        list.iter()
+            .find(|e| e["id"] == sid(t).as_str())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(entry(&desktop)["device"], "Chrome 156 on Linux");
+    assert_eq!(entry(&desktop)["user_agent"], CHROME_LINUX);
+    assert_eq!(entry(&phone)["device"], "Safari on iPhone");
+    assert_eq!(entry(&phone)["user_agent"], SAFARI_IPHONE);
+    assert_eq!(entry(&script)["device"], "curl 8.14.1");
 }
 
 async fn a_capped_session_shows_its_end_and_a_deactivated_user_sees_nothing(backend: Backend) {
