@@ -15,7 +15,8 @@
  *   page never sees a token.
  * - When a request answers 401, the client refreshes once (POST to the refresh route) and retries
  *   the request once. A second 401 is returned as it is.
- * - Concurrent 401s in one tab share one refresh (single-flight).
+ * - Concurrent 401s in one tab share one refresh (single-flight), and a 401 to a request sent
+ *   before this tab's latest refresh just retries with the new cookies.
  * - Tabs need no coordination. refreshd commits a rotation only when the new refresh token is
  *   first used: tabs that refresh at the same moment with the same cookie all get the one new
  *   token, and a tab that still sends a token retired a moment ago (within the server's reuse
@@ -33,6 +34,8 @@ export function createClient({
   onSessionEnded = () => {},
 } = {}) {
   let inFlight = null;
+  let refreshedAt = 0;
+  const now = () => Date.now();
 
   /** Refreshes the session; resolves to true when a retry may work. */
   async function refreshOnce() {
@@ -41,6 +44,7 @@ export function createClient({
       credentials: "include",
     });
     if (response.ok) {
+      refreshedAt = now();
       onRefresh();
       return true;
     }
@@ -48,8 +52,12 @@ export function createClient({
     return false;
   }
 
-  /** One refresh per tab at a time: concurrent callers share it. */
-  function refresh() {
+  /**
+   * One refresh per tab at a time: concurrent callers share it. A caller whose request was sent
+   * before this tab's latest refresh (`sentAt`) needs none: its retry carries the new cookies.
+   */
+  function refresh(sentAt = now()) {
+    if (!inFlight && refreshedAt > sentAt) return Promise.resolve(true);
     if (!inFlight) {
       inFlight = refreshOnce().finally(() => {
         inFlight = null;
@@ -61,9 +69,10 @@ export function createClient({
   async function clientFetch(input, init = {}) {
     const options = { ...init, credentials: "include" };
     const url = typeof input === "string" && input.startsWith("/") ? baseUrl + input : input;
+    const sentAt = now();
     const response = await fetch(url, options);
     if (response.status !== 401) return response;
-    const refreshed = await refresh().catch(() => false);
+    const refreshed = await refresh(sentAt).catch(() => false);
     return refreshed ? fetch(url, options) : response;
   }
 

@@ -38,6 +38,12 @@ struct Args {
     /// its store look-up, each session's access token once).
     #[arg(long, default_value = "cookie")]
     mode: String,
+    /// Which refresh token of each session is fired: `successor` (the session was refreshed once
+    /// before the timed window, and its pending successor is presented: the steady-state path
+    /// that promotes it and retires its parent) or `login` (the login's own token: the first
+    /// refresh of a session, which issues its pending successor).
+    #[arg(long, default_value = "successor")]
+    fire: String,
     /// HTTP workers of both servers.
     #[arg(long, default_value_t = 2)]
     workers: usize,
@@ -292,11 +298,13 @@ async fn redis_stats(url: &str) -> (u64, u64) {
     (total, evalsha)
 }
 
-/// Loads `n` sessions of one user straight into the store and returns their refresh tokens.
+/// Loads `n` sessions straight into the store and returns their refresh and access tokens; with
+/// `successor`, each session is refreshed once first and its pending successor returned.
 async fn load_sessions(
     auth: Arc<AuthService>,
     users: &[refreshd::domain::User],
     n: usize,
+    successor: bool,
 ) -> Vec<(String, String)> {
     let requester = Requester::default();
     let mut tokens = Vec::with_capacity(n);
@@ -306,7 +314,10 @@ async fn load_sessions(
         let id = users[i % users.len()].id.clone();
         let r = requester.clone();
         batch.spawn(async move {
-            let issued = auth.start_session(&id, true, &r).await.unwrap();
+            let mut issued = auth.start_session(&id, true, &r).await.unwrap();
+            if successor {
+                issued = auth.refresh(&issued.refresh, &r).await.unwrap().tokens;
+            }
             (issued.refresh, issued.access)
         });
         if batch.len() >= 256 || i + 1 == n {
@@ -485,7 +496,13 @@ async fn main() {
                 .collect(),
         )
         .await;
-        let tokens = load_sessions(auth.clone(), &users, args.requests).await;
+        let tokens = load_sessions(
+            auth.clone(),
+            &users,
+            args.requests,
+            args.fire == "successor",
+        )
+        .await;
         let before = redis_stats(&redis_url).await;
         let refresh = run(
             port,
@@ -525,7 +542,7 @@ async fn main() {
         let rss_start = rss_kib(pid);
         while done < total && until.is_none_or(|u| Instant::now() < u) {
             let n = args.requests.min(total - done);
-            let tokens = load_sessions(auth.clone(), &users, n).await;
+            let tokens = load_sessions(auth.clone(), &users, n, args.fire == "successor").await;
             let r = run_paced(
                 port,
                 c,
