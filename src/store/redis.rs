@@ -268,10 +268,7 @@ impl RedisStore {
 impl RedisStore {
     /// Keeps (`"keep"`) or drops (`"drop"`) a username claim while it is still `id`'s.
     async fn settle_claim(&self, key: &str, id: &str, how: &str) -> Result<bool, StoreError> {
-        let call = Call::default()
-            .key("claim_key", key)
-            .arg("id", id)
-            .arg("how", how);
+        let call = settle_claim_call(key, id, how);
         let done: i64 = self.run(&self.scripts.settle_claim, &call).await?;
         Ok(done == 1)
     }
@@ -359,12 +356,7 @@ impl UserStore for RedisStore {
             }
             return Err(StoreError::UsernameTaken);
         }
-        let call = Call::default()
-            .key("user_key", user_key(&user.id))
-            .arg("id", id)
-            .arg("username", user.username.as_str())
-            .arg("password_hash", user.password_hash.as_str())
-            .arg("active", flag(user.is_active));
+        let call = add_user_call(user);
         let created: i64 = self.run(&self.scripts.add_user, &call).await?;
         if created == 0 {
             self.settle_claim(&name_key, id, "drop").await?;
@@ -525,9 +517,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
-        let call = Call::default()
-            .key("index_key", index_key(user_id))
-            .arg("session_prefix", session_prefix(user_id));
+        let call = list_sessions_call(user_id);
         let flat: Vec<String> = self.run(&self.scripts.list_sessions, &call).await?;
         let bad = || StoreError::Unexpected("list_sessions returned a malformed row".into());
         let mut list = flat
@@ -549,20 +539,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
-        let key = session_key(user_id, sid);
-        let call = Call::default()
-            .key("session_key", &key)
-            .key("index_key", index_key(user_id))
-            .key("presented_bl_key", &key)
-            .arg("sid", sid.as_str())
-            .arg("jti", "")
-            .arg("jti_exp", 0)
-            .arg("leeway", 0)
-            .arg("foreign", "0")
-            .arg("all", "0")
-            .arg("blacklist", "1")
-            .arg("reuse_interval_ms", 0)
-            .arg("session_prefix", session_prefix(user_id));
+        let call = end_session_call(user_id, sid);
         let outcome: String = self.run(&self.scripts.revoke, &call).await?;
         Ok(outcome == "revoked")
     }
@@ -631,9 +608,7 @@ impl LoginLimits for RedisStore {
         let mut wait = None;
         // One script per counter: the counters live in different slots of a cluster.
         for key in keys {
-            let call = Call::default()
-                .key("counter_key", limit_key(key))
-                .arg("window_ms", window.as_millis() as u64);
+            let call = login_attempt_call(key, window);
             let (count, pttl): (i64, i64) = self.run(&self.scripts.login_attempt, &call).await?;
             if count > i64::from(max) {
                 wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
@@ -650,7 +625,7 @@ impl LoginLimits for RedisStore {
         let mut c = self.conn().await;
         let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
         for key in refund {
-            let call = Call::default().key("counter_key", limit_key(key));
+            let call = login_refund_call(key);
             let _: i64 = self.run(&self.scripts.login_refund, &call).await?;
         }
         Ok(())
@@ -827,6 +802,57 @@ fn revoke_call(r: &RevokeRequest) -> Call {
         .arg("session_prefix", session_prefix(&r.user_id))
 }
 
+/// Ends one session by id: the revoke script with no presented token (its own key stands in
+/// for the blacklist key it will not touch).
+fn end_session_call(user_id: &UserId, sid: &SessionId) -> Call {
+    let key = session_key(user_id, sid);
+    Call::default()
+        .key("session_key", &key)
+        .key("index_key", index_key(user_id))
+        .key("presented_bl_key", &key)
+        .arg("sid", sid.as_str())
+        .arg("jti", "")
+        .arg("jti_exp", 0)
+        .arg("leeway", 0)
+        .arg("foreign", "0")
+        .arg("all", "0")
+        .arg("blacklist", "1")
+        .arg("reuse_interval_ms", 0)
+        .arg("session_prefix", session_prefix(user_id))
+}
+
+fn add_user_call(user: &User) -> Call {
+    Call::default()
+        .key("user_key", user_key(&user.id))
+        .arg("id", user.id.as_str())
+        .arg("username", user.username.as_str())
+        .arg("password_hash", user.password_hash.as_str())
+        .arg("active", flag(user.is_active))
+}
+
+fn settle_claim_call(key: &str, id: &str, how: &str) -> Call {
+    Call::default()
+        .key("claim_key", key)
+        .arg("id", id)
+        .arg("how", how)
+}
+
+fn list_sessions_call(user_id: &UserId) -> Call {
+    Call::default()
+        .key("index_key", index_key(user_id))
+        .arg("session_prefix", session_prefix(user_id))
+}
+
+fn login_attempt_call(key: &LimitKey, window: Duration) -> Call {
+    Call::default()
+        .key("counter_key", limit_key(key))
+        .arg("window_ms", window.as_millis() as u64)
+}
+
+fn login_refund_call(key: &LimitKey) -> Call {
+    Call::default().key("counter_key", limit_key(key))
+}
+
 fn revoke_all_call(user_id: &UserId, deactivate: bool) -> Call {
     Call::default()
         .key("index_key", index_key(user_id))
@@ -971,6 +997,24 @@ mod tests {
             }),
         );
         assert_binds("revoke_all.lua", &revoke_all_call(&user, true));
+        assert_binds("revoke.lua", &end_session_call(&user, &sid));
+        assert_binds("list_sessions.lua", &list_sessions_call(&user));
+        assert_binds("settle_claim.lua", &settle_claim_call("k", "7", "keep"));
+        let limit = LimitKey::Username("u".into());
+        assert_binds(
+            "login_attempt.lua",
+            &login_attempt_call(&limit, Duration::from_secs(1)),
+        );
+        assert_binds("login_refund.lua", &login_refund_call(&limit));
+        assert_binds(
+            "add_user.lua",
+            &add_user_call(&User {
+                id: user.clone(),
+                username: Username::parse("u").unwrap(),
+                password_hash: "$argon2id$...".into(),
+                is_active: true,
+            }),
+        );
         assert_binds(
             "create.lua",
             &create_call(&NewSession {
