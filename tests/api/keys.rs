@@ -374,3 +374,95 @@ fn keys_generate_writes_a_private_file_and_its_public_half() {
         );
     }
 }
+
+/// A foreign refresh token for `user_id`, HMAC-signed with `secret` and no kid, as a forger
+/// holding that secret would make it.
+fn forged_refresh(secret: &[u8], user_id: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "token_type": "refresh", "exp": now_s() + 600, "iat": now_s(),
+            "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": user_id,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_keys_that_would_forge_tokens_refuse_to_start_and_name_the_file() {
+    let (_, rsa_public) = generate(Algorithm::RS256).unwrap();
+    let rsa_public = rsa_public.unwrap();
+    let (old_secret, _) = generate(Algorithm::HS256).unwrap();
+    let refused = [
+        // A public key is published (in a JWKS, in a repository): as an HMAC secret it signs.
+        ("2026-10-rs256.pub.pem", rsa_public.as_str()),
+        ("2026-11.key", ""),
+        ("2026-12.key", "ten-bytes!"),
+        ("2027-01.key", "\n"),
+    ];
+    for (name, content) in refused {
+        let dir = TempDir::new();
+        std::fs::write(dir.0.join(name), content).unwrap();
+        let dir_var = dir.0.to_str().unwrap();
+        for env in ["development", "production"] {
+            let settings = settings_with(
+                Backend::Redis,
+                &[("APP_ENV", env), ("RETIRED_KEYS_DIR", dir_var)],
+            );
+            let err = match refreshd::startup::Application::build(settings).await {
+                Ok(_) => panic!("{env}: started with {name} as a retired HS256 secret"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains("RETIRED_KEYS_DIR") && err.contains(name),
+                "{env}, {name}: {err}"
+            );
+        }
+    }
+    // An ES256 server refuses a retired key of another family, naming it too.
+    let (es_private, _) = generate(Algorithm::ES256).unwrap();
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("old-rsa.pem"), &rsa_public).unwrap();
+    let err = match refreshd::startup::Application::build(settings_with(
+        Backend::Memory,
+        &[
+            ("ALGORITHM", "ES256"),
+            ("SIGNING_KEY", &es_private),
+            ("RETIRED_KEYS_DIR", dir.0.to_str().unwrap()),
+        ],
+    ))
+    .await
+    {
+        Ok(_) => panic!("started with an RSA key retired on an ES256 server"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("old-rsa.pem"), "{err}");
+
+    // Dotfiles are not keys: an empty .gitkeep beside a real retired secret is ignored, so a
+    // token signed with the empty secret is refused while the retired secret's tokens still work.
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join(".gitkeep"), "").unwrap();
+    std::fs::write(dir.0.join(".old.swp"), "short").unwrap();
+    std::fs::write(dir.0.join("2026-11.key"), format!("{old_secret}\n")).unwrap();
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("RETIRED_KEYS_DIR", dir.0.to_str().unwrap())],
+    )
+    .await;
+    let user = app.add_user(&unique("user"), "pw-1234").await;
+    for forger in [&b""[..], b"short"] {
+        assert_detail(
+            &app.refresh_with_body(&forged_refresh(forger, user.id.as_str()))
+                .await,
+            401,
+            INVALID_REFRESH,
+        );
+    }
+    assert_detail(
+        &app.refresh_with_body(&forged_refresh(old_secret.as_bytes(), user.id.as_str()))
+            .await,
+        200,
+        REFRESHED,
+    );
+}
