@@ -160,6 +160,11 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 "No active account found with the given credentials",
                 Some("Detail"),
             ),
+            (
+                403,
+                "CSRF check failed: posted from a foreign origin (login CSRF)",
+                Some("Detail"),
+            ),
             (413, TOO_LARGE.1, TOO_LARGE.2),
             (
                 429,

@@ -16,6 +16,7 @@ on_every_store!(
     a_successful_login_resets_the_username_count,
     parallel_guesses_cannot_slip_past_the_limit,
     hostile_usernames_are_refused_cleanly,
+    a_cross_site_login_is_refused_and_sets_nothing,
 );
 
 async fn login_sets_both_cookies_with_the_contract_attributes(backend: Backend) {
@@ -347,4 +348,119 @@ async fn parallel_guesses_cannot_slip_past_the_limit(backend: Backend) {
     let statuses =
         futures_util::future::join_all((0..20).map(|_| guess(unique("spray"), addr.clone()))).await;
     assert_eq!(count(&statuses), (3, 17));
+}
+
+async fn a_cross_site_login_is_refused_and_sets_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    // The attacker's own account: logging the victim's browser into it is the attack.
+    let name = unique("attacker");
+    app.add_user(&name, "pw-1234").await;
+    let creds = json!({"username": name, "password": "pw-1234"}).to_string();
+    let post = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        let creds = creds.clone();
+        async move {
+            let mut request = app
+                .client
+                .post(app.url(path))
+                .header("x-forwarded-for", &app.client_ip)
+                .body(creds);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            Reply::read(request.send().await.unwrap()).await
+        }
+    };
+    let refused: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "a text/plain fetch from another site",
+            vec![
+                ("content-type", "text/plain;charset=UTF-8".into()),
+                ("origin", "https://evil.example".into()),
+                ("sec-fetch-site", "cross-site".into()),
+            ],
+        ),
+        (
+            "a form post from another site",
+            vec![
+                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("origin", "https://evil.example".into()),
+            ],
+        ),
+        (
+            "a form post from a sandboxed frame",
+            vec![
+                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("origin", "null".into()),
+            ],
+        ),
+        (
+            "a JSON post whose Referer is another site",
+            vec![
+                ("content-type", "application/json".into()),
+                ("referer", "https://evil.example/login.html".into()),
+            ],
+        ),
+        (
+            "no Origin or Referer, but cross-site Fetch Metadata",
+            vec![
+                ("content-type", "text/plain".into()),
+                ("sec-fetch-site", "cross-site".into()),
+            ],
+        ),
+    ];
+    let checks_before = app.metric("refreshd_password_checks_total").await;
+    for (what, headers) in &refused {
+        let reply = post("/api/auth/login/", headers.clone()).await;
+        assert_eq!(reply.status, 403, "{what}: {}", reply.text);
+        assert_detail(&reply, 403, CSRF_FAILED);
+        assert_no_cookies(&reply);
+    }
+    assert_eq!(
+        app.metric("refreshd_password_checks_total").await,
+        checks_before,
+        "a refused login checks no password"
+    );
+    // The JSON API sets no cookie and answers tokens only to a reader of its response: no check.
+    for (what, headers) in refused {
+        let reply = post("/api/token/", headers).await;
+        assert_ne!(reply.status, 403, "{what} to /api/token/: {}", reply.text);
+        assert_no_cookies(&reply);
+    }
+    let own = app.address.clone();
+    let allowed: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "a client without Origin or Referer (curl, a mobile app)",
+            vec![],
+        ),
+        (
+            "curl -d, whose Content-Type is a form's",
+            vec![("content-type", "application/x-www-form-urlencoded".into())],
+        ),
+        (
+            "this server's own page",
+            vec![
+                ("content-type", "application/json".into()),
+                ("origin", own.clone()),
+                ("sec-fetch-site", "same-origin".into()),
+            ],
+        ),
+        (
+            "this server's own page, by Referer",
+            vec![("referer", format!("{own}/"))],
+        ),
+        (
+            "an origin in CORS_ALLOWED_ORIGINS",
+            vec![
+                ("content-type", "application/json".into()),
+                ("origin", "https://app.example".into()),
+            ],
+        ),
+    ];
+    for (what, headers) in allowed {
+        let reply = post("/api/auth/login/", headers).await;
+        assert_eq!(reply.status, 200, "{what}: {}", reply.text);
+        assert_detail(&reply, 200, LOGGED_IN);
+        reply.tokens();
+    }
 }
