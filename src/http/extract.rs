@@ -159,8 +159,12 @@ pub fn json_flag(body: &[u8], field: &str) -> bool {
 
 /// The client's address: the peer, or when the peer is a trusted proxy, the right-most address
 /// in X-Forwarded-For that is not itself a trusted proxy.
+///
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack socket reports an IPv4 peer)
+/// is the IPv4 address it names, so that it matches TRUSTED_PROXIES and reads as IPv4 in the
+/// session list.
 pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    let peer = req.peer_addr()?.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
@@ -173,7 +177,7 @@ pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
         .collect::<Vec<_>>()
         .join(",");
     for hop in forwarded.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {

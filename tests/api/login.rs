@@ -17,6 +17,7 @@ on_every_store!(
     parallel_guesses_cannot_slip_past_the_limit,
     hostile_usernames_are_refused_cleanly,
     a_cross_site_login_is_refused_and_sets_nothing,
+    an_ipv6_host_counts_by_its_64_and_a_mapped_ipv4_as_the_ipv4_address,
 );
 
 async fn login_sets_both_cookies_with_the_contract_attributes(backend: Backend) {
@@ -462,5 +463,80 @@ async fn a_cross_site_login_is_refused_and_sets_nothing(backend: Backend) {
         assert_eq!(reply.status, 200, "{what}: {}", reply.text);
         assert_detail(&reply, 200, LOGGED_IN);
         reply.tokens();
+    }
+}
+
+async fn an_ipv6_host_counts_by_its_64_and_a_mapped_ipv4_as_the_ipv4_address(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("LOGIN_MAX_FAILURES", "3"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let attempt = |username: String, password: &'static str, addr: String| {
+        let app = &app;
+        async move {
+            Reply::read(
+                app.client
+                    .post(app.url("/api/auth/login/"))
+                    .header("x-forwarded-for", addr)
+                    .json(&json!({"username": username, "password": password}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let id = uuid::Uuid::new_v4();
+    let b = id.as_bytes();
+    let net = format!(
+        "2001:db8:{:x}{:02x}:{:x}{:02x}",
+        b[0],
+        b[1],
+        b[2],
+        b[3] & 0xfe
+    );
+    let neighbour_net = format!("2001:db8:{:x}{:02x}:{:x}{:02x}", b[0], b[1], b[2], b[3] | 1);
+    // A host with a /64 guesses from a fresh address every time: one count.
+    for host in [":1", ":aaaa:bbbb:cccc", ":ffff:0:2"] {
+        let reply = attempt(unique("spray"), "guess", format!("{net}:{host}")).await;
+        assert_detail(&reply, 401, BAD_CREDENTIALS);
+    }
+    let reply = attempt(unique("spray"), "guess", format!("{net}:9:9:9:9")).await;
+    assert_detail(&reply, 429, TOO_MANY_LOGINS);
+    // Another /64 is another client, and its session lists its own full address.
+    let name = unique("ivy");
+    app.add_user(&name, "right").await;
+    let full = format!("{neighbour_net}:1:2:3:4");
+    let reply = attempt(name, "right", full.clone()).await;
+    assert_detail(&reply, 200, LOGGED_IN);
+    let sessions = Reply::read(
+        app.client
+            .get(app.url("/api/auth/sessions/"))
+            .header("cookie", format!("access_token={}", reply.tokens().access))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let listed: std::net::IpAddr = sessions.json[0]["client_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(listed, full.parse::<std::net::IpAddr>().unwrap());
+
+    // ::ffff:a.b.c.d is the IPv4 client a.b.c.d, spelled either way.
+    let v4 = format!("198.51.{}.{}", b[4], rand_octet());
+    for addr in [v4.clone(), format!("::ffff:{v4}"), v4.clone()] {
+        let reply = attempt(unique("spray"), "guess", addr).await;
+        assert_detail(&reply, 401, BAD_CREDENTIALS);
+    }
+    for addr in [format!("::ffff:{v4}"), v4.clone()] {
+        let reply = attempt(unique("spray"), "guess", addr).await;
+        assert_detail(&reply, 429, TOO_MANY_LOGINS);
     }
 }
