@@ -24,6 +24,10 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Keys(#[from] crate::tokens::keys::KeyError),
+    #[error(
+        "APP_ENV=production: the user demo is active and its password is demo (the docker compose demo leaves it in Redis); anyone could log in as it. Run `refreshd user deactivate demo`, or give it another password, then start again"
+    )]
+    DemoAccount,
     #[error("cannot listen on BIND_ADDR={addr}: {source}")]
     Bind {
         addr: String,
@@ -196,7 +200,11 @@ impl StopSignals {
 }
 
 /// Logs the mode the server runs in, and seeds the demo user on a development in-process store.
-async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StoreError> {
+/// In production, refuses a store where `demo`/`demo` would log in.
+async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupError> {
+    if settings.production {
+        refuse_demo_account(store).await?;
+    }
     if settings.signing_key_generated {
         log::warn!(
             "no SIGNING_KEY: using a random development key; tokens will not survive a restart"
@@ -224,6 +232,24 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StoreErr
         } else {
             log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES");
         }
+    }
+    Ok(())
+}
+
+/// SPEC 5: with APP_ENV=production no `demo`/`demo` login can ever succeed. The docker compose
+/// demo writes that user into a persistent Redis, where it outlives the demo; the password is
+/// checked as a login checks it, so a `demo` user with a real password is left alone.
+async fn refuse_demo_account(store: &dyn Store) -> Result<(), StartupError> {
+    let demo = Username::parse("demo").expect("a valid username");
+    let Some(user) = store.user_by_username(&demo).await? else {
+        return Ok(());
+    };
+    if user.is_active
+        && auth::passwords::Passwords::new()
+            .verify("demo", Some(&user.password_hash))
+            .await
+    {
+        return Err(StartupError::DemoAccount);
     }
     Ok(())
 }
