@@ -210,6 +210,9 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupE
             "no SIGNING_KEY: using a random development key; tokens will not survive a restart"
         );
     }
+    if let Some(advice) = host_prefix_advice(settings) {
+        log::warn!("{advice}");
+    }
     if !settings.blacklist_after_rotation {
         log::warn!(
             "BLACKLIST_AFTER_ROTATION=false: rotated-out refresh tokens stay valid until they expire, and reuse detection is off"
@@ -252,4 +255,43 @@ async fn refuse_demo_account(store: &dyn Store) -> Result<(), StartupError> {
         return Err(StartupError::DemoAccount);
     }
     Ok(())
+}
+
+/// With Secure cookies and no COOKIE_DOMAIN, the cookies could carry the `__Host-` prefix, and
+/// should: a sibling subdomain (or anything that can answer for one, over plain HTTP included)
+/// can set a cookie of the same name for the parent domain and so shadow or plant the session
+/// cookies (cookie tossing); browsers refuse a `__Host-` cookie that is not host-only, Secure and
+/// on Path=/.
+fn host_prefix_advice(settings: &Settings) -> Option<String> {
+    if !settings.cookie_secure || settings.cookie_domain.is_some() {
+        return None;
+    }
+    let prefixed = |name: &str| {
+        name.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("__Host-"))
+    };
+    let mut names = Vec::new();
+    if !prefixed(&settings.access_cookie_name) {
+        names.push(format!(
+            "ACCESS_COOKIE_NAME=__Host-{}",
+            settings.access_cookie_name
+        ));
+    }
+    if !prefixed(&settings.refresh_cookie_name) {
+        let path = if settings.refresh_cookie_path == "/" {
+            ""
+        } else {
+            " with REFRESH_COOKIE_PATH=/"
+        };
+        names.push(format!(
+            "REFRESH_COOKIE_NAME=__Host-{}{path}",
+            settings.refresh_cookie_name
+        ));
+    }
+    (!names.is_empty()).then(|| {
+        format!(
+            "COOKIE_SECURE=true and no COOKIE_DOMAIN: consider __Host- cookie names ({}); a __Host- cookie cannot be set or shadowed from a sibling subdomain (cookie tossing). Clients that name the cookies must follow",
+            names.join(", ")
+        )
+    })
 }
