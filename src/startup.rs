@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::middleware::Logger;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 
 use crate::auth::{self, AuthService};
 use crate::config::Settings;
@@ -96,6 +96,20 @@ impl Application {
         let cors_settings = settings.clone();
         let prefixes = state.prefixes.clone();
         let app_metrics = metrics.clone();
+        let workers = if settings.workers > 0 {
+            settings.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        let max_connections = http::deadline::connection_limit(settings.max_connections, workers);
+        log::info!(
+            "at most {max_connections} connections at once (MAX_CONNECTIONS; open-file limit {}); request bodies time out after {}",
+            http::deadline::open_file_limit().map_or("unlimited".into(), |n| n.to_string()),
+            humantime::format_duration(settings.request_body_timeout)
+        );
+        let deadlines =
+            http::deadline::BodyDeadlines::new(settings.request_body_timeout, max_connections);
+        let connections = deadlines.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -118,20 +132,43 @@ impl Application {
                         }
                     }
                 })
+                // Outermost: every route's body gets its deadline, and a response sent before its
+                // request's body was read closes the connection instead of waiting to drain it.
+                .wrap_fn({
+                    let deadlines = deadlines.clone();
+                    move |mut req, srv| {
+                        let (payload, watch) = deadlines.guard(req.take_payload());
+                        req.set_payload(payload);
+                        let call = srv.call(req);
+                        async move {
+                            let mut res = call.await?;
+                            let mut unread = None;
+                            if !watch.finished() {
+                                res.response_mut()
+                                    .head_mut()
+                                    .set_connection_type(actix_web::http::ConnectionType::Close);
+                                unread = watch.unread();
+                            }
+                            Ok(res
+                                .map_into_boxed_body()
+                                .map_body(|_, body| http::deadline::KeepUnread::new(body, unread)))
+                        }
+                    }
+                })
                 .configure(|cfg| http::routes::configure(cfg, &prefixes))
                 .default_service(web::to(http::routes::not_found))
         })
+        .on_connect(move |_, extensions| {
+            extensions.insert(connections.connection_opened());
+        })
+        // Per worker: the bound is shared out among them.
+        .max_connections(max_connections.div_ceil(workers))
         .listen(listener)
         .map_err(bind_error)?
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
         // actix would stop at once on SIGINT; `stop_on` drains on both.
         .disable_signals();
-        let server = if settings.workers > 0 {
-            server.workers(settings.workers)
-        } else {
-            server
-        }
-        .run();
+        let server = server.workers(workers).run();
         Ok(Self {
             port,
             server,

@@ -92,7 +92,8 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// Reads the whole body, refusing more than `MAX_BODY_BYTES` as soon as it is seen (from the
-/// Content-Length header or while streaming), so a huge body is never buffered.
+/// Content-Length header or while streaming), so a huge body is never buffered. A body that has
+/// not arrived within REQUEST_BODY_TIMEOUT (see `deadline`) is a 408.
 pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
@@ -105,6 +106,9 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<B
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
+            if super::deadline::is_timeout(&e) {
+                return ApiError::BodyTimedOut;
+            }
             log::debug!("request body unreadable: {e}");
             ApiError::MalformedBody
         })?;
