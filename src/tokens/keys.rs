@@ -377,33 +377,39 @@ fn load_retired(dir: &Path, alg: Algorithm) -> Result<Vec<VerifyingKey>, KeyErro
     for path in paths {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| problem(format!("{}: {e}", path.display())))?;
-        let text = text.trim_end_matches(['\r', '\n']);
-        if alg.is_hmac() {
-            retired_secret_problem(text, alg).map_or(Ok(()), |why| {
-                Err(problem(format!("{}: {why}", path.display())))
-            })?;
-            keys.push(VerifyingKey {
-                kid: hmac_kid(text.as_bytes()),
-                decoding: DecodingKey::from_secret(text.as_bytes()),
-                jwk: None,
-            });
-        } else {
-            let public = public_from_pem(text, alg).map_err(|e| {
-                problem(format!(
-                    "{}: {e} for ALGORITHM={} (a key of another algorithm family cannot verify its tokens)",
-                    path.display(),
-                    alg.as_str()
-                ))
-            })?;
-            let kid = public.thumbprint();
-            keys.push(VerifyingKey {
-                kid: kid.clone(),
-                decoding: public.decoding(alg)?,
-                jwk: Some(public.jwk(&kid, alg)),
-            });
-        }
+        let key =
+            retired_key(&text, alg).map_err(|why| problem(format!("{}: {why}", path.display())))?;
+        keys.push(key);
     }
     Ok(keys)
+}
+
+/// One retired key from the text of its file: an HMAC secret at least as strong as a live one,
+/// or a PEM key of ALGORITHM's family. The error says why not, for a message naming the file.
+pub fn retired_key(text: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
+    let text = text.trim_end_matches(['\r', '\n']);
+    if alg.is_hmac() {
+        if let Some(why) = retired_secret_problem(text, alg) {
+            return Err(why);
+        }
+        return Ok(VerifyingKey {
+            kid: hmac_kid(text.as_bytes()),
+            decoding: DecodingKey::from_secret(text.as_bytes()),
+            jwk: None,
+        });
+    }
+    let public = public_from_pem(text, alg).map_err(|e| {
+        format!(
+            "{e} for ALGORITHM={} (a key of another algorithm family cannot verify its tokens)",
+            alg.as_str()
+        )
+    })?;
+    let kid = public.thumbprint();
+    Ok(VerifyingKey {
+        kid: kid.clone(),
+        decoding: public.decoding(alg).map_err(|e| e.0)?,
+        jwk: Some(public.jwk(&kid, alg)),
+    })
 }
 
 /// Why a retired file cannot serve as an HMAC secret, if it cannot.
