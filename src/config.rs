@@ -19,6 +19,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_CLUSTER_NODES", ""),
     ("STORE_TIMEOUT", "2s"),
     ("SHUTDOWN_TIMEOUT", "10s"),
+    ("REQUEST_BODY_TIMEOUT", "10s"),
+    ("MAX_CONNECTIONS", "0"),
     ("SIGNING_KEY", ""),
     ("ALGORITHM", "HS256"),
     ("VERIFYING_KEY", ""),
@@ -159,6 +161,10 @@ pub struct Settings {
     pub store_timeout: Duration,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// How long a request's body may take to arrive, from the end of its head; then 408.
+    pub request_body_timeout: Duration,
+    /// Open connections at most, all workers together; 0: derived from the descriptor limit.
+    pub max_connections: usize,
     pub signing_key: Secret,
     /// True when no SIGNING_KEY was given: the token layer makes a random key for this process.
     pub signing_key_generated: bool,
@@ -468,6 +474,15 @@ impl Settings {
                 .collect(),
             store_timeout: r.duration("STORE_TIMEOUT"),
             shutdown_timeout: r.duration("SHUTDOWN_TIMEOUT"),
+            request_body_timeout: r.duration("REQUEST_BODY_TIMEOUT"),
+            max_connections: r.parsed("MAX_CONNECTIONS", 0, |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n == 0 || (16..=1_000_000).contains(n))
+                    .ok_or_else(|| {
+                        format!("{s:?} is not a number of connections from 16 to 1000000 (0 derives it from the descriptor limit)")
+                    })
+            }),
             signing_key,
             signing_key_generated,
             algorithm,
@@ -550,6 +565,10 @@ impl Settings {
         need(
             self.store_timeout >= Duration::from_millis(10),
             "STORE_TIMEOUT must be at least 10ms",
+        );
+        need(
+            self.request_body_timeout >= Duration::from_millis(100),
+            "REQUEST_BODY_TIMEOUT must be at least 100ms (default 10s)",
         );
         need(
             self.shutdown_timeout >= Duration::from_secs(1),
@@ -756,6 +775,15 @@ impl Settings {
             ),
             ("STORE_TIMEOUT", d(self.store_timeout)),
             ("SHUTDOWN_TIMEOUT", d(self.shutdown_timeout)),
+            ("REQUEST_BODY_TIMEOUT", d(self.request_body_timeout)),
+            (
+                "MAX_CONNECTIONS",
+                if self.max_connections == 0 {
+                    "0 (from the descriptor limit)".into()
+                } else {
+                    self.max_connections.to_string()
+                },
+            ),
             (
                 "SIGNING_KEY",
                 if self.signing_key_generated {
@@ -980,6 +1008,13 @@ mod tests {
         assert!(s.session_max_lifetime.is_none());
         assert_eq!(s.login_max_failures, 10);
         assert_eq!(s.login_failure_window, Duration::from_secs(900));
+        assert_eq!(s.request_body_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_connections, 0);
+        let s = settings(&[("REQUEST_BODY_TIMEOUT", "15m"), ("MAX_CONNECTIONS", "500")]).unwrap();
+        assert_eq!(s.request_body_timeout, Duration::from_secs(900));
+        assert_eq!(s.max_connections, 500);
+        assert!(settings(&[("REQUEST_BODY_TIMEOUT", "0")]).is_err());
+        assert!(settings(&[("MAX_CONNECTIONS", "3")]).is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::middleware::Logger;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpServer, web};
 
 use crate::auth::{self, AuthService};
 use crate::config::Settings;
@@ -24,6 +24,10 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Keys(#[from] crate::tokens::keys::KeyError),
+    #[error(
+        "APP_ENV=production: the user demo is active and its password is demo (the docker compose demo leaves it in Redis); anyone could log in as it. Run `refreshd user deactivate demo`, or give it another password, then start again"
+    )]
+    DemoAccount,
     #[error("cannot listen on BIND_ADDR={addr}: {source}")]
     Bind {
         addr: String,
@@ -129,6 +133,20 @@ impl Application {
         let cors_settings = settings.clone();
         let prefixes = state.prefixes.clone();
         let app_metrics = metrics.clone();
+        let workers = if settings.workers > 0 {
+            settings.workers
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        };
+        let max_connections = http::deadline::connection_limit(settings.max_connections, workers);
+        log::info!(
+            "at most {max_connections} connections at once (MAX_CONNECTIONS; open-file limit {}); request bodies time out after {}",
+            http::deadline::open_file_limit().map_or("unlimited".into(), |n| n.to_string()),
+            humantime::format_duration(settings.request_body_timeout)
+        );
+        let deadlines =
+            http::deadline::BodyDeadlines::new(settings.request_body_timeout, max_connections);
+        let connections = deadlines.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -151,20 +169,43 @@ impl Application {
                         }
                     }
                 })
+                // Outermost: every route's body gets its deadline, and a response sent before its
+                // request's body was read closes the connection instead of waiting to drain it.
+                .wrap_fn({
+                    let deadlines = deadlines.clone();
+                    move |mut req, srv| {
+                        let (payload, watch) = deadlines.guard(req.take_payload());
+                        req.set_payload(payload);
+                        let call = srv.call(req);
+                        async move {
+                            let mut res = call.await?;
+                            let mut unread = None;
+                            if !watch.finished() {
+                                res.response_mut()
+                                    .head_mut()
+                                    .set_connection_type(actix_web::http::ConnectionType::Close);
+                                unread = watch.unread();
+                            }
+                            Ok(res
+                                .map_into_boxed_body()
+                                .map_body(|_, body| http::deadline::KeepUnread::new(body, unread)))
+                        }
+                    }
+                })
                 .configure(|cfg| http::routes::configure(cfg, &prefixes, public_metrics))
                 .default_service(web::to(http::routes::not_found))
         })
+        .on_connect(move |_, extensions| {
+            extensions.insert(connections.connection_opened());
+        })
+        // Per worker: the bound is shared out among them.
+        .max_connections(max_connections.div_ceil(workers))
         .listen(listener)
         .map_err(bind_error)?
         .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
         // actix would stop at once on SIGINT; `stop_on` drains on both.
         .disable_signals();
-        let server = if settings.workers > 0 {
-            server.workers(settings.workers)
-        } else {
-            server
-        }
-        .run();
+        let server = server.workers(workers).run();
         Ok(Self {
             port,
             server,
@@ -248,11 +289,18 @@ impl StopSignals {
 }
 
 /// Logs the mode the server runs in, and seeds the demo user on a development in-process store.
-async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StoreError> {
+/// In production, refuses a store where `demo`/`demo` would log in.
+async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupError> {
+    if settings.production {
+        refuse_demo_account(store).await?;
+    }
     if settings.signing_key_generated {
         log::warn!(
             "no SIGNING_KEY: using a random development key; tokens will not survive a restart"
         );
+    }
+    if let Some(advice) = host_prefix_advice(settings) {
+        log::warn!("{advice}");
     }
     if !settings.blacklist_after_rotation {
         log::warn!(
@@ -278,4 +326,61 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StoreErr
         }
     }
     Ok(())
+}
+
+/// SPEC 5: with APP_ENV=production no `demo`/`demo` login can ever succeed. The docker compose
+/// demo writes that user into a persistent Redis, where it outlives the demo; the password is
+/// checked as a login checks it, so a `demo` user with a real password is left alone.
+async fn refuse_demo_account(store: &dyn Store) -> Result<(), StartupError> {
+    let demo = Username::parse("demo").expect("a valid username");
+    let Some(user) = store.user_by_username(&demo).await? else {
+        return Ok(());
+    };
+    if user.is_active
+        && auth::passwords::Passwords::new()
+            .verify("demo", Some(&user.password_hash))
+            .await
+    {
+        return Err(StartupError::DemoAccount);
+    }
+    Ok(())
+}
+
+/// With Secure cookies and no COOKIE_DOMAIN, the cookies could carry the `__Host-` prefix, and
+/// should: a sibling subdomain (or anything that can answer for one, over plain HTTP included)
+/// can set a cookie of the same name for the parent domain and so shadow or plant the session
+/// cookies (cookie tossing); browsers refuse a `__Host-` cookie that is not host-only, Secure and
+/// on Path=/.
+fn host_prefix_advice(settings: &Settings) -> Option<String> {
+    if !settings.cookie_secure || settings.cookie_domain.is_some() {
+        return None;
+    }
+    let prefixed = |name: &str| {
+        name.get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("__Host-"))
+    };
+    let mut names = Vec::new();
+    if !prefixed(&settings.access_cookie_name) {
+        names.push(format!(
+            "ACCESS_COOKIE_NAME=__Host-{}",
+            settings.access_cookie_name
+        ));
+    }
+    if !prefixed(&settings.refresh_cookie_name) {
+        let path = if settings.refresh_cookie_path == "/" {
+            ""
+        } else {
+            " with REFRESH_COOKIE_PATH=/"
+        };
+        names.push(format!(
+            "REFRESH_COOKIE_NAME=__Host-{}{path}",
+            settings.refresh_cookie_name
+        ));
+    }
+    (!names.is_empty()).then(|| {
+        format!(
+            "COOKIE_SECURE=true and no COOKIE_DOMAIN: consider __Host- cookie names ({}); a __Host- cookie cannot be set or shadowed from a sibling subdomain (cookie tossing). Clients that name the cookies must follow",
+            names.join(", ")
+        )
+    })
 }

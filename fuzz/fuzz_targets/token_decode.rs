@@ -1,6 +1,6 @@
 //! The token decode path (header, algorithm pinning, kid, signature, claims) never panics, never
 //! accepts a token it did not sign, and of the tokens it did sign accepts only unexpired ones
-//! whose ids are safe to put in a store key.
+//! whose ids are safe to put in a store key and whose time claims are integers before 10000.
 //!
 //! The first byte picks the mode. Forged: the rest is the token text, as an attacker sends it.
 //! Signed: the rest is a claims object, signed with the server's own key, so that the fuzzer gets
@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use refreshd::config::Settings;
-use refreshd::tokens::TokenCodec;
+use refreshd::tokens::{MAX_EPOCH_SECONDS, TokenCodec};
 
 const KEY: &str = "fuzz-signing-key-0123456789-0123456789";
 
@@ -52,7 +52,17 @@ fuzz_target!(|data: &[u8]| {
         .unwrap()
         .as_secs();
     if let Ok(read) = codec().decode_any(&token) {
-        assert!(read.exp >= now, "accepted an expired token: {claims}");
+        // Expired from the second of exp on; time claims are integers up to the year 9999.
+        assert!(read.exp > now, "accepted an expired token: {claims}");
+        assert!(read.exp <= MAX_EPOCH_SECONDS, "accepted an exp past 9999: {claims}");
+        for name in ["exp", "iat", "nbf"] {
+            if let Some(v) = claims.get(name) {
+                assert!(
+                    v.as_u64().is_some_and(|s| s <= MAX_EPOCH_SECONDS),
+                    "accepted a {name} that is no integer second before 10000: {claims}"
+                );
+            }
+        }
         // Ids become parts of store keys: nothing that could reshape a key or its hash tag.
         for id in [read.jti.as_str(), read.user_id.as_str()] {
             assert!(

@@ -179,7 +179,7 @@ impl AuthService {
             keys.push(LimitKey::Username(name.as_str().to_owned()));
         }
         if let Some(addr) = requester.addr {
-            keys.push(LimitKey::Addr(addr));
+            keys.push(LimitKey::Addr(crate::domain::login_limit_addr(addr)));
         }
         let limiting = self.policy.login_max_failures > 0 && !keys.is_empty();
         if limiting

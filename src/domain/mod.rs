@@ -170,6 +170,21 @@ impl fmt::Debug for User {
     }
 }
 
+/// The address a login-failure limit counts a client by. An IPv4-mapped IPv6 address
+/// (`::ffff:a.b.c.d`) is the IPv4 client it names; any other IPv6 client counts by its /64 prefix,
+/// because a host is usually handed a whole /64 and can pick a fresh address in it for every
+/// guess.
+pub fn login_limit_addr(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +233,16 @@ mod tests {
             is_active: true,
         };
         assert!(!format!("{u:?}").contains("secret"));
+    }
+
+    #[test]
+    fn login_limits_count_ipv6_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let limit = |s: &str| login_limit_addr(s.parse().unwrap()).to_string();
+        assert_eq!(limit("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(limit("2001:db8:1:2::1"), limit("2001:db8:1:2:ffff::9"));
+        assert_ne!(limit("2001:db8:1:2::1"), limit("2001:db8:1:3::1"));
+        assert_eq!(limit("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(limit("192.0.2.7"), "192.0.2.7");
+        assert_eq!(limit("::1"), "::");
     }
 }

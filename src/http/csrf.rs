@@ -2,6 +2,7 @@
 //! Origin (or, without one, its Referer's origin) must be this server's own origin or one of
 //! CORS_ALLOWED_ORIGINS; with neither header, `Sec-Fetch-Site: cross-site` is refused. Requests
 //! that carry their token in the body need no check: a forged request cannot know the token.
+//! The cookie login always gets the check (it sets cookies: login CSRF).
 
 use actix_web::HttpRequest;
 use actix_web::http::header;

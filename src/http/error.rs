@@ -21,6 +21,7 @@ pub const ACCESS_NOT_PROVIDED: &str = "Authentication credentials were not provi
 pub const INVALID_ACCESS: &str = "Invalid or expired access token.";
 pub const CSRF_FAILED: &str = "CSRF check failed.";
 pub const BODY_TOO_LARGE: &str = "Request body too large.";
+pub const BODY_TIMED_OUT: &str = "Request body timed out.";
 pub const MALFORMED_BODY: &str = "Malformed request body.";
 pub const UNAVAILABLE: &str = "Service temporarily unavailable.";
 pub const INTERNAL: &str = "Internal server error.";
@@ -65,6 +66,9 @@ pub enum ApiError {
     Csrf,
     #[error("body too large")]
     BodyTooLarge,
+    /// The body did not arrive within REQUEST_BODY_TIMEOUT: 408, and the connection is closed.
+    #[error("body timed out")]
+    BodyTimedOut,
     #[error("body could not be read")]
     MalformedBody,
     /// Django REST framework style field errors: `{"field": ["message"]}` or `{"detail": ...}`.
@@ -121,6 +125,7 @@ impl ResponseError for ApiError {
             },
             ApiError::Csrf => StatusCode::FORBIDDEN,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimedOut => StatusCode::REQUEST_TIMEOUT,
             ApiError::MalformedBody | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -151,6 +156,13 @@ impl ResponseError for ApiError {
             }
             ApiError::Csrf => detail(status, CSRF_FAILED),
             ApiError::BodyTooLarge => detail(status, BODY_TOO_LARGE),
+            ApiError::BodyTimedOut => {
+                let mut resp = detail(status, BODY_TIMED_OUT);
+                // The rest of the body may still come: the connection cannot be reused.
+                resp.head_mut()
+                    .set_connection_type(actix_web::http::ConnectionType::Close);
+                resp
+            }
             ApiError::MalformedBody => detail(status, MALFORMED_BODY),
             ApiError::BadRequest(body) => json(status, body),
             ApiError::NotFound => detail(status, NOT_FOUND),

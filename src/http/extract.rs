@@ -92,7 +92,8 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
 }
 
 /// Reads the whole body, refusing more than `MAX_BODY_BYTES` as soon as it is seen (from the
-/// Content-Length header or while streaming), so a huge body is never buffered.
+/// Content-Length header or while streaming), so a huge body is never buffered. A body that has
+/// not arrived within REQUEST_BODY_TIMEOUT (see `deadline`) is a 408.
 pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
@@ -105,6 +106,9 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<B
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| {
+            if super::deadline::is_timeout(&e) {
+                return ApiError::BodyTimedOut;
+            }
             log::debug!("request body unreadable: {e}");
             ApiError::MalformedBody
         })?;
@@ -159,8 +163,12 @@ pub fn json_flag(body: &[u8], field: &str) -> bool {
 
 /// The client's address: the peer, or when the peer is a trusted proxy, the right-most address
 /// in X-Forwarded-For that is not itself a trusted proxy.
+///
+/// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, how a dual-stack socket reports an IPv4 peer)
+/// is the IPv4 address it names, so that it matches TRUSTED_PROXIES and reads as IPv4 in the
+/// session list.
 pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    let peer = req.peer_addr()?.ip().to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
@@ -173,7 +181,7 @@ pub fn client_addr(req: &HttpRequest, trusted: &[IpNet]) -> Option<IpAddr> {
         .collect::<Vec<_>>()
         .join(",");
     for hop in forwarded.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {

@@ -3,6 +3,7 @@
 
 pub mod cookies;
 pub mod csrf;
+pub mod deadline;
 pub mod device;
 pub mod error;
 pub mod extract;

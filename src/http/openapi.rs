@@ -143,6 +143,11 @@ const UNAVAILABLE: (u16, &str, Option<&str>) = (
     Some("Detail"),
 );
 const TOO_LARGE: (u16, &str, Option<&str>) = (413, "Body over 16 KiB", Some("Detail"));
+const TIMED_OUT: (u16, &str, Option<&str>) = (
+    408,
+    "The body did not arrive within REQUEST_BODY_TIMEOUT; the connection is closed",
+    Some("Detail"),
+);
 
 const ROUTE_DOCS: &[RouteDoc] = &[
     RouteDoc {
@@ -160,6 +165,12 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 "No active account found with the given credentials",
                 Some("Detail"),
             ),
+            (
+                403,
+                "CSRF check failed: posted from a foreign origin (login CSRF)",
+                Some("Detail"),
+            ),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             (
                 429,
@@ -188,6 +199,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 Some("Detail"),
             ),
             (403, "CSRF check failed", Some("Detail")),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             UNAVAILABLE,
         ],
@@ -206,6 +218,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 Some("Detail"),
             ),
             (403, "CSRF check failed", Some("Detail")),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             UNAVAILABLE,
         ],
@@ -278,6 +291,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 "No active account found with the given credentials",
                 Some("Detail"),
             ),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             (
                 429,
@@ -310,6 +324,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 "token_not_valid (invalid, expired or blacklisted) or no active account",
                 Some("TokenError"),
             ),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             UNAVAILABLE,
         ],
@@ -333,6 +348,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 "token_not_valid or no active account",
                 Some("TokenError"),
             ),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             UNAVAILABLE,
         ],
@@ -352,6 +368,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
                 Some("FieldErrors"),
             ),
             (401, "token_not_valid", Some("TokenError")),
+            TIMED_OUT,
             (413, TOO_LARGE.1, TOO_LARGE.2),
             UNAVAILABLE,
         ],

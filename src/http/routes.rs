@@ -278,6 +278,11 @@ async fn login(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // Login CSRF: a login sets the session cookies, so a cross-site form or text/plain post
+    // could log the victim's browser into the attacker's account. It passes the same check as
+    // a cookie-authenticated request, before anything is read or counted. Clients that send
+    // neither Origin nor Referer (mobile apps, curl) are not browsers on another site.
+    check_csrf(&req, &state)?;
     let body = read_body(&req, payload).await?;
     let object = json_object(&body)?;
     let (username, password) = credentials(&object)?;

@@ -15,7 +15,7 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::config::Algorithm;
+use crate::config::{Algorithm, MIN_HMAC_KEY_BYTES};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -358,13 +358,17 @@ impl KeySet {
     }
 }
 
-/// Every file in RETIRED_KEYS_DIR, in name order: an old HMAC secret, or a PEM key of the
-/// configured algorithm.
+/// Every file in RETIRED_KEYS_DIR, in name order, except dotfiles (`.gitkeep`, editor
+/// leftovers): an old HMAC secret, or a PEM key of the configured algorithm. A retired key must be
+/// as strong as a live one: for HMAC, every accepted secret is a key that can sign tokens, so an
+/// empty or short file, or a public key that is published in a JWKS anyway, would let anyone forge
+/// them. Each refusal names the file.
 fn load_retired(dir: &Path, alg: Algorithm) -> Result<Vec<VerifyingKey>, KeyError> {
     let problem = |what: String| KeyError(format!("RETIRED_KEYS_DIR={}: {what}", dir.display()));
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| problem(e.to_string()))?
         .filter_map(Result::ok)
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect();
@@ -373,30 +377,57 @@ fn load_retired(dir: &Path, alg: Algorithm) -> Result<Vec<VerifyingKey>, KeyErro
     for path in paths {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| problem(format!("{}: {e}", path.display())))?;
-        let text = text.trim_end_matches(['\r', '\n']);
-        if alg.is_hmac() {
-            keys.push(VerifyingKey {
-                kid: hmac_kid(text.as_bytes()),
-                decoding: DecodingKey::from_secret(text.as_bytes()),
-                jwk: None,
-            });
-        } else {
-            let public = public_from_pem(text, alg).map_err(|e| {
-                problem(format!(
-                    "{}: {e} for ALGORITHM={}",
-                    path.display(),
-                    alg.as_str()
-                ))
-            })?;
-            let kid = public.thumbprint();
-            keys.push(VerifyingKey {
-                kid: kid.clone(),
-                decoding: public.decoding(alg)?,
-                jwk: Some(public.jwk(&kid, alg)),
-            });
-        }
+        let key =
+            retired_key(&text, alg).map_err(|why| problem(format!("{}: {why}", path.display())))?;
+        keys.push(key);
     }
     Ok(keys)
+}
+
+/// One retired key from the text of its file: an HMAC secret at least as strong as a live one,
+/// or a PEM key of ALGORITHM's family. The error says why not, for a message naming the file.
+pub fn retired_key(text: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
+    let text = text.trim_end_matches(['\r', '\n']);
+    if alg.is_hmac() {
+        if let Some(why) = retired_secret_problem(text, alg) {
+            return Err(why);
+        }
+        return Ok(VerifyingKey {
+            kid: hmac_kid(text.as_bytes()),
+            decoding: DecodingKey::from_secret(text.as_bytes()),
+            jwk: None,
+        });
+    }
+    let public = public_from_pem(text, alg).map_err(|e| {
+        format!(
+            "{e} for ALGORITHM={} (a key of another algorithm family cannot verify its tokens)",
+            alg.as_str()
+        )
+    })?;
+    let kid = public.thumbprint();
+    Ok(VerifyingKey {
+        kid: kid.clone(),
+        decoding: public.decoding(alg).map_err(|e| e.0)?,
+        jwk: Some(public.jwk(&kid, alg)),
+    })
+}
+
+/// Why a retired file cannot serve as an HMAC secret, if it cannot.
+fn retired_secret_problem(text: &str, alg: Algorithm) -> Option<String> {
+    if text.contains("-----BEGIN") {
+        return Some(format!(
+            "holds PEM text, not a secret: a PEM key is of another algorithm family than ALGORITHM={}, and a public key used as an HMAC secret lets anyone who has read it sign tokens",
+            alg.as_str()
+        ));
+    }
+    if text.len() < MIN_HMAC_KEY_BYTES {
+        return Some(format!(
+            "is {} bytes; a retired {} secret must be at least {MIN_HMAC_KEY_BYTES} (an empty or short secret lets anyone guess it and sign tokens)",
+            text.len(),
+            alg.as_str()
+        ));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -482,6 +513,20 @@ mod tests {
                 .starts_with("SIGNING_KEY is not a usable RS256 private key"),
             "{}",
             err.0
+        );
+    }
+
+    #[test]
+    fn retired_hmac_secrets_must_be_long_secrets_not_pem() {
+        let (rsa_public, _) = generate(Algorithm::RS256)
+            .map(|(_, p)| (p.unwrap(), ()))
+            .unwrap();
+        assert!(retired_secret_problem(&rsa_public, Algorithm::HS256).is_some());
+        assert!(retired_secret_problem("", Algorithm::HS256).is_some());
+        assert!(retired_secret_problem(&"k".repeat(31), Algorithm::HS512).is_some());
+        assert_eq!(
+            retired_secret_problem(&"k".repeat(32), Algorithm::HS256),
+            None
         );
     }
 }

@@ -132,7 +132,9 @@ impl TokenCodec {
         for key in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &self.validation)
             {
-                Ok(data) => return read_claims(&data.claims, &self.user_id_claim),
+                Ok(data) => {
+                    return read_claims(&data.claims, &self.user_id_claim, self.validation.leeway);
+                }
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
                     last = TokenError::Invalid(e.to_string());
                 }
@@ -143,7 +145,11 @@ impl TokenCodec {
     }
 }
 
-fn read_claims(map: &Map<String, Value>, user_id_claim: &str) -> Result<Claims, TokenError> {
+fn read_claims(
+    map: &Map<String, Value>,
+    user_id_claim: &str,
+    leeway: u64,
+) -> Result<Claims, TokenError> {
     let bad = |what: &str| TokenError::Invalid(format!("bad or missing claim {what}"));
     let token_type = map
         .get("token_type")
@@ -170,6 +176,15 @@ fn read_claims(map: &Map<String, Value>, user_id_claim: &str) -> Result<Claims, 
         None => 0,
         Some(v) => epoch_seconds(v).ok_or_else(|| bad("iat"))?,
     };
+    // jsonwebtoken has checked `nbf` against the clock, rounding a fraction; its form is ours.
+    if let Some(v) = map.get("nbf") {
+        epoch_seconds(v).ok_or_else(|| bad("nbf"))?;
+    }
+    // Expired from the second of `exp` on, as PyJWT and RFC 7519 §4.1.4 read it (jsonwebtoken
+    // still accepts a token during that second).
+    if unix_now() >= exp.saturating_add(leeway) {
+        return Err(TokenError::Invalid("token expired".into()));
+    }
     let sid = match map.get("sid") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -188,9 +203,21 @@ fn read_claims(map: &Map<String, Value>, user_id_claim: &str) -> Result<Claims, 
     })
 }
 
+/// 9999-12-31T23:59:59Z: the last second a time claim may name. Later times are no date anyone
+/// means, and overflow the store's expiry arithmetic.
+pub const MAX_EPOCH_SECONDS: u64 = 253_402_300_799;
+
+/// A time claim: a JSON integer of seconds, from the epoch to the end of the year 9999. A
+/// fraction (`1.5e9`), a negative number, a string or a later time is not one.
 fn epoch_seconds(v: &Value) -> Option<u64> {
-    v.as_u64()
-        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    v.as_u64().filter(|s| *s <= MAX_EPOCH_SECONDS)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The claims as SimpleJWT writes them, serialised without building an intermediate map.
@@ -407,6 +434,46 @@ mod tests {
             claims.session_id().as_str(),
             "0123456789abcdef0123456789abcdef"
         );
+    }
+
+    #[test]
+    fn time_claims_must_be_integer_seconds_before_the_year_10000() {
+        let c = codec(&[]);
+        let sign = |body: Value| {
+            jsonwebtoken::encode(
+                &Header::new(jsonwebtoken::Algorithm::HS256),
+                &body,
+                &jsonwebtoken::EncodingKey::from_secret(b"unit-test-key-unit-test-key-0123456789"),
+            )
+            .unwrap()
+        };
+        let with = |name: &str, v: Value| {
+            let mut body = serde_json::json!({
+                "token_type": "refresh", "exp": now() + 60, "iat": now(),
+                "jti": "0123456789abcdef0123456789abcdef", "user_id": "7"
+            });
+            body[name] = v;
+            sign(body)
+        };
+        assert!(c.decode_any(&with("iat", Value::from(now()))).is_ok());
+        for (name, v) in [
+            ("exp", Value::from(9_300_000_000_000_000_u64)),
+            ("exp", Value::from(MAX_EPOCH_SECONDS + 1)),
+            ("exp", Value::from(now() as f64 + 60.5)),
+            ("iat", Value::from(now() as f64)),
+            ("iat", Value::from(MAX_EPOCH_SECONDS + 1)),
+            ("nbf", Value::from(now() as f64 - 1.5)),
+            ("nbf", Value::from(-1)),
+            ("exp", Value::from(now())),
+        ] {
+            assert!(
+                matches!(
+                    c.decode_any(&with(name, v.clone())),
+                    Err(TokenError::Invalid(_))
+                ),
+                "{name}: {v}"
+            );
+        }
     }
 
     #[test]

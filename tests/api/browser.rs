@@ -529,6 +529,35 @@ async fn an_spa_on_another_origin_works_and_a_disallowed_origin_cannot_refresh()
     );
     assert_eq!(rotations(&app).await, before + 1, "no rotation happened");
 
+    // Login CSRF: the page posts the attacker's credentials as text/plain (a simple request, no
+    // preflight, so the browser sends it). Refused, it cannot swap the victim's cookies for a
+    // session in the attacker's account.
+    let mallory = unique("mallory");
+    app.add_user(&mallory, "pw-1234").await;
+    let refused_before = app.metric("refreshd_csrf_refusals_total").await;
+    browser
+        .run(&format!(
+            "try {{ await fetch('{api}/api/auth/login/', {{method: 'POST', credentials: 'include',
+               headers: {{'Content-Type': 'text/plain'}}, body: JSON.stringify({{username: '{mallory}', password: 'pw-1234'}})}}); }}
+             catch (e) {{}}
+             return null;"
+        ))
+        .await;
+    assert_eq!(
+        app.metric("refreshd_csrf_refusals_total").await,
+        refused_before + 1,
+        "the cross-site login was refused"
+    );
+    browser.goto(&format!("{spa_origin}/")).await;
+    browser.wait_for("window.createClient").await;
+    let me = browser
+        .run(&format!(
+            "const api = window.createClient({{baseUrl: '{api}'}});
+             const r = await api.fetch('/api/auth/me/'); return [r.status, (await r.json()).username];"
+        ))
+        .await;
+    assert_eq!(me, json!([200, "demo"]), "still the victim's own session");
+
     browser.close().await;
     spa.stop(false).await;
     evil.stop(false).await;

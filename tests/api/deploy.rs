@@ -571,3 +571,88 @@ fn the_readme_leads_to_each_deployment_file_and_names_what_compose_needs() {
     assert!(readme.contains("docker compose exec refreshd refreshd user"));
     assert!(readme.contains("keys generate --alg HS256"));
 }
+
+/// SPEC 5: the compose demo leaves `demo`/`demo` in a persistent Redis; a production server on
+/// that Redis must not start while that login would succeed, and must say why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_to_start_while_demo_demo_would_log_in() {
+    use crate::helpers::*;
+    let redis = RedisProcess::start(false);
+    add_user_by_cli(&redis.url(), "demo", "demo");
+    let production: Vec<(&str, String)> = vec![
+        ("APP_ENV", "production".into()),
+        ("REDIS_URL", redis.url()),
+        (
+            "SIGNING_KEY",
+            "a-production-signing-key-0123456789-0123456789".into(),
+        ),
+    ];
+    // The real binary, as an operator starts it: it exits, naming the user and the way out.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .env_clear()
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .envs(production.iter().map(|(k, v)| (*k, v.as_str())))
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a production server started with demo/demo in its Redis");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("APP_ENV=production: the user demo is active and its password is demo")
+            && log.contains("refreshd user deactivate demo"),
+        "{log}"
+    );
+
+    let settings = |redis: &RedisProcess| {
+        let vars: Vec<(&str, String)> = production
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    if *k == "REDIS_URL" {
+                        redis.url()
+                    } else {
+                        v.clone()
+                    },
+                )
+            })
+            .collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        settings_with(Backend::Memory, &vars)
+    };
+    // Deactivated, the account logs nobody in: the server starts.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .args(["user", "deactivate", "demo"])
+        .env_clear()
+        .env("REDIS_URL", redis.url())
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let app = refreshd::startup::Application::build(settings(&redis)).await;
+    assert!(app.is_ok(), "{:?}", app.err());
+    // A user named demo with a real password is no demo account.
+    let other = RedisProcess::start(false);
+    add_user_by_cli(&other.url(), "demo", "a-real-password-of-the-operator");
+    let app = refreshd::startup::Application::build(settings(&other)).await;
+    assert!(app.is_ok(), "{:?}", app.err());
+    // Outside production, the demo user is what it is for.
+    let mut dev = settings(&redis);
+    dev.production = false;
+    add_user_by_cli(&other.url(), "demo2", "demo");
+    assert!(refreshd::startup::Application::build(dev).await.is_ok());
+}

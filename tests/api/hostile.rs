@@ -237,3 +237,238 @@ async fn hostile_requests(store: &[(&str, &str)]) {
     assert!(answered > 9_000, "{results:?}");
     eprintln!("statuses: {results:?}; RSS {rss_before} -> {rss_after} KiB");
 }
+
+/// Sends `request` on a fresh connection and reads until the server closes it (or `limit`
+/// passes): what came back, whether the server closed, and how long it took.
+fn send_and_wait_for_close(port: u16, request: &[u8], limit: Duration) -> (String, bool, Duration) {
+    let started = std::time::Instant::now();
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(limit)).unwrap();
+    conn.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        closed,
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_408_and_closes_its_connection_on_every_route() {
+    let app = spawn_app_with(Backend::Memory, &[("REQUEST_BODY_TIMEOUT", "1s")]).await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let sized = |method: &str, path: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+    };
+    let chunked = |method: &str, path: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{{\r\n"
+        )
+    };
+    // Routes that read the body: 408 once REQUEST_BODY_TIMEOUT has passed, then closed.
+    let reading = [
+        sized("POST", "/api/auth/login/"),
+        chunked("POST", "/api/auth/login/"),
+        sized("POST", "/api/auth/token/refresh/"),
+        sized("POST", "/api/auth/logout/"),
+        sized("POST", "/api/token/"),
+        chunked("POST", "/api/token/refresh/"),
+        sized("POST", "/api/token/verify/"),
+        sized("POST", "/api/token/blacklist/"),
+    ];
+    // Routes that answer without reading it: answered, then closed rather than drained.
+    let ignoring = [
+        (chunked("GET", "/healthz"), "200"),
+        (sized("GET", "/healthz"), "200"),
+        (chunked("GET", "/api/auth/me/"), "401"),
+        (chunked("POST", "/no/such/route"), "404"),
+        (chunked("DELETE", "/api/auth/sessions/x/"), "401"),
+    ];
+    let mut probes = Vec::new();
+    for request in reading {
+        probes.push(tokio::task::spawn_blocking(move || {
+            let (reply, closed, took) =
+                send_and_wait_for_close(port, request.as_bytes(), Duration::from_secs(8));
+            assert!(reply.starts_with("HTTP/1.1 408 "), "{request}: {reply}");
+            assert!(
+                reply.ends_with(r#"{"detail":"Request body timed out."}"#),
+                "{request}: {reply}"
+            );
+            assert!(reply.contains("connection: close"), "{request}: {reply}");
+            assert!(closed, "{request}: the connection stayed open");
+            assert!(
+                took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+                "{request}: {took:?}"
+            );
+        }));
+    }
+    for (request, status) in ignoring {
+        probes.push(tokio::task::spawn_blocking(move || {
+            let (reply, closed, took) =
+                send_and_wait_for_close(port, request.as_bytes(), Duration::from_secs(8));
+            assert!(
+                reply.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{request}: {reply}"
+            );
+            assert!(
+                closed && took < Duration::from_secs(5),
+                "{request}: held for {took:?}"
+            );
+        }));
+    }
+    for probe in probes {
+        probe.await.unwrap();
+    }
+    // A body that arrives in time is read as ever.
+    assert_detail(&app.login("nobody", "wrong").await, 401, BAD_CREDENTIALS);
+}
+
+/// The issue this answers: 300 connections that each sent one byte of body made /healthz time
+/// out for 20 s under a 256-descriptor limit. Here the real binary runs under that limit with
+/// bodies given a whole minute, and 600 slow clients hang on while /healthz and a login are
+/// served: the connection bound keeps descriptors free, and past half of it every new
+/// connection cuts off the request that has waited longest for its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_cannot_starve_healthz_under_a_low_descriptor_limit() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let log_path = std::env::temp_dir().join(unique("refreshd-slow-clients.log"));
+    /// Killed when the test ends, however it ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Server(
+        std::process::Command::new("prlimit")
+            .arg("--nofile=256:256")
+            .arg(env!("CARGO_BIN_EXE_refreshd"))
+            .env_clear()
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("WORKERS", "2")
+            .env("REQUEST_BODY_TIMEOUT", "60s")
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .expect("prlimit (util-linux) runs the server under a descriptor limit"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "refreshd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let server_pid = server.0.id();
+
+    const SLOW: usize = 600;
+    let flood = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let mut held = Vec::new();
+        for _ in 0..SLOW {
+            let Ok(mut conn) = TcpStream::connect_timeout(
+                &format!("127.0.0.1:{port}").parse().unwrap(),
+                Duration::from_secs(10),
+            ) else {
+                continue;
+            };
+            let _ = conn.write_all(
+                b"POST /api/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+            );
+            held.push(conn);
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the flood took too long"
+            );
+        }
+        held
+    });
+    // /healthz, asked again and again while the flood goes on, always answers.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut slowest = Duration::ZERO;
+    while !flood.is_finished() {
+        let asked = std::time::Instant::now();
+        let reply = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .expect("/healthz answers during the flood");
+        assert_eq!(reply.status(), 200);
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let held = flood.await.unwrap();
+    assert!(held.len() >= SLOW * 9 / 10, "only {} connected", held.len());
+    // With the flood still hanging on: /healthz and a normal login are served at once.
+    for _ in 0..3 {
+        let asked = std::time::Instant::now();
+        let reply = client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        assert!(
+            asked.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    let login = client
+        .post(format!("http://127.0.0.1:{port}/api/auth/login/"))
+        .json(&serde_json::json!({"username": "demo", "password": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert!(
+        slowest < Duration::from_secs(16),
+        "/healthz took {slowest:?}"
+    );
+    // The oldest slow clients were cut off with the 408, long before their minute was up.
+    let cut_off = tokio::task::spawn_blocking(move || {
+        held.into_iter()
+            .take(20)
+            .filter(|mut conn| {
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut buf = [0u8; 512];
+                matches!(conn.read(&mut buf), Ok(n) if String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 408 "))
+            })
+            .count()
+    })
+    .await
+    .unwrap();
+    assert!(
+        cut_off >= 10,
+        "only {cut_off} of the 20 oldest were cut off"
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        !log.contains("Too many open files") && !log.to_lowercase().contains("error"),
+        "{log}"
+    );
+    let alive = std::path::Path::new(&format!("/proc/{server_pid}")).exists();
+    assert!(alive, "the server died: {log}");
+}

@@ -374,3 +374,189 @@ fn keys_generate_writes_a_private_file_and_its_public_half() {
         );
     }
 }
+
+/// A foreign refresh token for `user_id`, HMAC-signed with `secret` and no kid, as a forger
+/// holding that secret would make it.
+fn forged_refresh(secret: &[u8], user_id: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({
+            "token_type": "refresh", "exp": now_s() + 600, "iat": now_s(),
+            "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": user_id,
+        }),
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_keys_that_would_forge_tokens_refuse_to_start_and_name_the_file() {
+    let (_, rsa_public) = generate(Algorithm::RS256).unwrap();
+    let rsa_public = rsa_public.unwrap();
+    let (old_secret, _) = generate(Algorithm::HS256).unwrap();
+    let refused = [
+        // A public key is published (in a JWKS, in a repository): as an HMAC secret it signs.
+        ("2026-10-rs256.pub.pem", rsa_public.as_str()),
+        ("2026-11.key", ""),
+        ("2026-12.key", "ten-bytes!"),
+        ("2027-01.key", "\n"),
+    ];
+    for (name, content) in refused {
+        let dir = TempDir::new();
+        std::fs::write(dir.0.join(name), content).unwrap();
+        let dir_var = dir.0.to_str().unwrap();
+        for env in ["development", "production"] {
+            let settings = settings_with(
+                Backend::Redis,
+                &[("APP_ENV", env), ("RETIRED_KEYS_DIR", dir_var)],
+            );
+            let err = match refreshd::startup::Application::build(settings).await {
+                Ok(_) => panic!("{env}: started with {name} as a retired HS256 secret"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.contains("RETIRED_KEYS_DIR") && err.contains(name),
+                "{env}, {name}: {err}"
+            );
+        }
+    }
+    // An ES256 server refuses a retired key of another family, naming it too.
+    let (es_private, _) = generate(Algorithm::ES256).unwrap();
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("old-rsa.pem"), &rsa_public).unwrap();
+    let err = match refreshd::startup::Application::build(settings_with(
+        Backend::Memory,
+        &[
+            ("ALGORITHM", "ES256"),
+            ("SIGNING_KEY", &es_private),
+            ("RETIRED_KEYS_DIR", dir.0.to_str().unwrap()),
+        ],
+    ))
+    .await
+    {
+        Ok(_) => panic!("started with an RSA key retired on an ES256 server"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("old-rsa.pem"), "{err}");
+
+    // Dotfiles are not keys: an empty .gitkeep beside a real retired secret is ignored, so a
+    // token signed with the empty secret is refused while the retired secret's tokens still work.
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join(".gitkeep"), "").unwrap();
+    std::fs::write(dir.0.join(".old.swp"), "short").unwrap();
+    std::fs::write(dir.0.join("2026-11.key"), format!("{old_secret}\n")).unwrap();
+    let app = spawn_app_with(
+        Backend::Memory,
+        &[("RETIRED_KEYS_DIR", dir.0.to_str().unwrap())],
+    )
+    .await;
+    let user = app.add_user(&unique("user"), "pw-1234").await;
+    for forger in [&b""[..], b"short"] {
+        assert_detail(
+            &app.refresh_with_body(&forged_refresh(forger, user.id.as_str()))
+                .await,
+            401,
+            INVALID_REFRESH,
+        );
+    }
+    assert_detail(
+        &app.refresh_with_body(&forged_refresh(old_secret.as_bytes(), user.id.as_str()))
+            .await,
+        200,
+        REFRESHED,
+    );
+}
+
+/// The same ES256 token with its signature's s replaced by n − s: ECDSA's malleable twin,
+/// valid for the same key and payload.
+fn malleable_twin(token: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    // The order of the P-256 group.
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut sig = B64.decode(signature).unwrap();
+    assert_eq!(sig.len(), 64, "r || s");
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let d = N[i] as i16 - sig[32 + i] as i16 - borrow;
+        borrow = (d < 0) as i16;
+        sig[32 + i] = d.rem_euclid(256) as u8;
+    }
+    format!("{signed}.{}", B64.encode(sig))
+}
+
+/// ECDSA signatures are malleable: (r, s) and (r, n − s) both verify. They are accepted here
+/// (SimpleJWT signs through OpenSSL, which does not make s low, so refusing high-s would refuse
+/// half of its ES256 tokens, and half of those issued here before), which is harmless because
+/// nothing is keyed by a token's text or signature: the blacklist, sessions and reuse detection
+/// go by jti and sid, which the twin shares. The twin is the same token to every check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malleable_es256_twin_is_the_same_token_to_every_check() {
+    let (private, _) = generate(Algorithm::ES256).unwrap();
+    let app = spawn_app_with(
+        Backend::Redis,
+        &[
+            ("ALGORITHM", "ES256"),
+            ("SIGNING_KEY", &private),
+            ("REFRESH_TOKEN_REUSE_INTERVAL", "0"),
+        ],
+    )
+    .await;
+    // A retired token's twin is reuse, exactly as the token itself would be: the whole
+    // session ends, its newest token included.
+    let (_, tokens) = app.logged_in().await;
+    let twin = malleable_twin(&tokens.refresh);
+    assert_ne!(twin, tokens.refresh);
+    let verify = app
+        .post_json("/api/token/verify/", &json!({ "token": twin }))
+        .await;
+    assert_eq!(verify.status, 200, "the twin verifies: {}", verify.text);
+    let successor = app.refresh_with_cookie(&tokens.refresh).await;
+    assert_detail(&successor, 200, REFRESHED);
+    // Presenting the successor retires the token (and so its twin).
+    let newest = app.refresh_with_cookie(&successor.tokens().refresh).await;
+    assert_detail(&newest, 200, REFRESHED);
+    assert_detail(&app.refresh_with_cookie(&twin).await, 401, INVALID_REFRESH);
+    assert_detail(
+        &app.refresh_with_cookie(&newest.tokens().refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    // Logged out, neither the refresh token's twin nor the access token's twin works.
+    let (_, tokens) = app.logged_in().await;
+    assert_detail(
+        &app.logout_with_cookie(&tokens.refresh).await,
+        200,
+        LOGGED_OUT,
+    );
+    assert_detail(
+        &app.refresh_with_cookie(&malleable_twin(&tokens.refresh))
+            .await,
+        401,
+        INVALID_REFRESH,
+    );
+    assert_detail(
+        &app.me_with_cookie(&malleable_twin(&tokens.access)).await,
+        401,
+        INVALID_ACCESS,
+    );
+    // Two twins raced against each other rotate once, as two copies of one token do.
+    let app = spawn_app_with(
+        Backend::Redis,
+        &[("ALGORITHM", "ES256"), ("SIGNING_KEY", &private)],
+    )
+    .await;
+    let (_, tokens) = app.logged_in().await;
+    let twin = malleable_twin(&tokens.refresh);
+    let (a, b) = futures_util::join!(
+        app.refresh_with_body(&tokens.refresh),
+        app.refresh_with_body(&twin)
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.text, b.text);
+    assert_eq!(a.tokens().refresh, b.tokens().refresh, "one successor");
+}

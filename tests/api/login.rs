@@ -16,6 +16,8 @@ on_every_store!(
     a_successful_login_resets_the_username_count,
     parallel_guesses_cannot_slip_past_the_limit,
     hostile_usernames_are_refused_cleanly,
+    a_cross_site_login_is_refused_and_sets_nothing,
+    an_ipv6_host_counts_by_its_64_and_a_mapped_ipv4_as_the_ipv4_address,
 );
 
 async fn login_sets_both_cookies_with_the_contract_attributes(backend: Backend) {
@@ -347,4 +349,194 @@ async fn parallel_guesses_cannot_slip_past_the_limit(backend: Backend) {
     let statuses =
         futures_util::future::join_all((0..20).map(|_| guess(unique("spray"), addr.clone()))).await;
     assert_eq!(count(&statuses), (3, 17));
+}
+
+async fn a_cross_site_login_is_refused_and_sets_nothing(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    // The attacker's own account: logging the victim's browser into it is the attack.
+    let name = unique("attacker");
+    app.add_user(&name, "pw-1234").await;
+    let creds = json!({"username": name, "password": "pw-1234"}).to_string();
+    let post = |path: &'static str, headers: Vec<(&'static str, String)>| {
+        let app = &app;
+        let creds = creds.clone();
+        async move {
+            let mut request = app
+                .client
+                .post(app.url(path))
+                .header("x-forwarded-for", &app.client_ip)
+                .body(creds);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            Reply::read(request.send().await.unwrap()).await
+        }
+    };
+    let refused: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "a text/plain fetch from another site",
+            vec![
+                ("content-type", "text/plain;charset=UTF-8".into()),
+                ("origin", "https://evil.example".into()),
+                ("sec-fetch-site", "cross-site".into()),
+            ],
+        ),
+        (
+            "a form post from another site",
+            vec![
+                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("origin", "https://evil.example".into()),
+            ],
+        ),
+        (
+            "a form post from a sandboxed frame",
+            vec![
+                ("content-type", "application/x-www-form-urlencoded".into()),
+                ("origin", "null".into()),
+            ],
+        ),
+        (
+            "a JSON post whose Referer is another site",
+            vec![
+                ("content-type", "application/json".into()),
+                ("referer", "https://evil.example/login.html".into()),
+            ],
+        ),
+        (
+            "no Origin or Referer, but cross-site Fetch Metadata",
+            vec![
+                ("content-type", "text/plain".into()),
+                ("sec-fetch-site", "cross-site".into()),
+            ],
+        ),
+    ];
+    let checks_before = app.metric("refreshd_password_checks_total").await;
+    for (what, headers) in &refused {
+        let reply = post("/api/auth/login/", headers.clone()).await;
+        assert_eq!(reply.status, 403, "{what}: {}", reply.text);
+        assert_detail(&reply, 403, CSRF_FAILED);
+        assert_no_cookies(&reply);
+    }
+    assert_eq!(
+        app.metric("refreshd_password_checks_total").await,
+        checks_before,
+        "a refused login checks no password"
+    );
+    // The JSON API sets no cookie and answers tokens only to a reader of its response: no check.
+    for (what, headers) in refused {
+        let reply = post("/api/token/", headers).await;
+        assert_ne!(reply.status, 403, "{what} to /api/token/: {}", reply.text);
+        assert_no_cookies(&reply);
+    }
+    let own = app.address.clone();
+    let allowed: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "a client without Origin or Referer (curl, a mobile app)",
+            vec![],
+        ),
+        (
+            "curl -d, whose Content-Type is a form's",
+            vec![("content-type", "application/x-www-form-urlencoded".into())],
+        ),
+        (
+            "this server's own page",
+            vec![
+                ("content-type", "application/json".into()),
+                ("origin", own.clone()),
+                ("sec-fetch-site", "same-origin".into()),
+            ],
+        ),
+        (
+            "this server's own page, by Referer",
+            vec![("referer", format!("{own}/"))],
+        ),
+        (
+            "an origin in CORS_ALLOWED_ORIGINS",
+            vec![
+                ("content-type", "application/json".into()),
+                ("origin", "https://app.example".into()),
+            ],
+        ),
+    ];
+    for (what, headers) in allowed {
+        let reply = post("/api/auth/login/", headers).await;
+        assert_eq!(reply.status, 200, "{what}: {}", reply.text);
+        assert_detail(&reply, 200, LOGGED_IN);
+        reply.tokens();
+    }
+}
+
+async fn an_ipv6_host_counts_by_its_64_and_a_mapped_ipv4_as_the_ipv4_address(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("LOGIN_MAX_FAILURES", "3"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    )
+    .await;
+    let attempt = |username: String, password: &'static str, addr: String| {
+        let app = &app;
+        async move {
+            Reply::read(
+                app.client
+                    .post(app.url("/api/auth/login/"))
+                    .header("x-forwarded-for", addr)
+                    .json(&json!({"username": username, "password": password}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let id = uuid::Uuid::new_v4();
+    let b = id.as_bytes();
+    let net = format!(
+        "2001:db8:{:x}{:02x}:{:x}{:02x}",
+        b[0],
+        b[1],
+        b[2],
+        b[3] & 0xfe
+    );
+    let neighbour_net = format!("2001:db8:{:x}{:02x}:{:x}{:02x}", b[0], b[1], b[2], b[3] | 1);
+    // A host with a /64 guesses from a fresh address every time: one count.
+    for host in [":1", ":aaaa:bbbb:cccc", ":ffff:0:2"] {
+        let reply = attempt(unique("spray"), "guess", format!("{net}:{host}")).await;
+        assert_detail(&reply, 401, BAD_CREDENTIALS);
+    }
+    let reply = attempt(unique("spray"), "guess", format!("{net}:9:9:9:9")).await;
+    assert_detail(&reply, 429, TOO_MANY_LOGINS);
+    // Another /64 is another client, and its session lists its own full address.
+    let name = unique("ivy");
+    app.add_user(&name, "right").await;
+    let full = format!("{neighbour_net}:1:2:3:4");
+    let reply = attempt(name, "right", full.clone()).await;
+    assert_detail(&reply, 200, LOGGED_IN);
+    let sessions = Reply::read(
+        app.client
+            .get(app.url("/api/auth/sessions/"))
+            .header("cookie", format!("access_token={}", reply.tokens().access))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let listed: std::net::IpAddr = sessions.json[0]["client_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(listed, full.parse::<std::net::IpAddr>().unwrap());
+
+    // ::ffff:a.b.c.d is the IPv4 client a.b.c.d, spelled either way.
+    let v4 = format!("198.51.{}.{}", b[4], rand_octet());
+    for addr in [v4.clone(), format!("::ffff:{v4}"), v4.clone()] {
+        let reply = attempt(unique("spray"), "guess", addr).await;
+        assert_detail(&reply, 401, BAD_CREDENTIALS);
+    }
+    for addr in [format!("::ffff:{v4}"), v4.clone()] {
+        let reply = attempt(unique("spray"), "guess", addr).await;
+        assert_detail(&reply, 429, TOO_MANY_LOGINS);
+    }
 }

@@ -545,3 +545,33 @@ async fn the_start_up_log_says_what_mode_the_server_is_in() {
     let (_, log) = server.wait();
     assert_eq!(says(&log), [false, false, false, true, true], "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_host_only_cookies_without_the_host_prefix_are_pointed_at_it_in_the_start_up_log() {
+    let log_of = |env: &[(&str, &str)]| {
+        let server = ServerProcess::start(env);
+        server.signal("-TERM");
+        server.wait().1
+    };
+    const ADVICE: &str = "COOKIE_SECURE=true and no COOKIE_DOMAIN: consider __Host- cookie names";
+    let log = log_of(&[("COOKIE_SECURE", "true")]);
+    assert!(log.contains(ADVICE), "{log}");
+    assert!(
+        log.contains("ACCESS_COOKIE_NAME=__Host-access_token")
+            && log.contains("REFRESH_COOKIE_NAME=__Host-refresh_token"),
+        "{log}"
+    );
+    // Nothing to recommend: prefixed already, a Domain (which __Host- forbids), or no Secure.
+    for env in [
+        &[
+            ("COOKIE_SECURE", "true"),
+            ("ACCESS_COOKIE_NAME", "__Host-access"),
+            ("REFRESH_COOKIE_NAME", "__host-refresh"),
+        ][..],
+        &[("COOKIE_SECURE", "true"), ("COOKIE_DOMAIN", "example.com")],
+        &[],
+    ] {
+        let log = log_of(env);
+        assert!(!log.contains("__Host-"), "{env:?}: {log}");
+    }
+}

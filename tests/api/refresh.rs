@@ -27,6 +27,8 @@ on_every_store!(
     a_simplejwt_token_without_sid_refreshes_and_starts_a_session,
     the_session_max_lifetime_caps_rotation,
     cookie_attributes_follow_the_settings,
+    time_claims_that_are_not_integers_or_lie_past_9999_are_401_never_500,
+    a_token_is_expired_from_the_second_of_its_exp,
 );
 
 async fn refresh_by_cookie_answers_only_the_detail_and_sets_new_cookies(backend: Backend) {
@@ -695,4 +697,114 @@ async fn cookie_attributes_follow_the_settings(backend: Backend) {
             )
         );
     }
+}
+
+/// Claims of a token minted elsewhere (no sid) for `user_id`, with `changes` applied (null
+/// removes a claim).
+fn foreign_claims(user_id: &str, changes: serde_json::Value) -> serde_json::Value {
+    let mut c = json!({
+        "token_type": "refresh", "exp": now_s() + 600, "iat": now_s(),
+        "jti": uuid::Uuid::new_v4().simple().to_string(), "user_id": user_id,
+    });
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+async fn time_claims_that_are_not_integers_or_lie_past_9999_are_401_never_500(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (user, tokens) = app.logged_in().await;
+    let own = claims_of(&tokens.refresh);
+    let now = now_s();
+    let year_10000 = 253_402_300_800_u64;
+    let cases = [
+        // Past what Redis can expire: it answered "invalid expire time", and the server a 500.
+        ("exp 9.3e15", json!({"exp": 9_300_000_000_000_000_u64})),
+        ("exp u64::MAX", json!({"exp": u64::MAX})),
+        ("exp in the year 10000", json!({"exp": year_10000})),
+        ("iat in the year 10000", json!({"iat": year_10000})),
+        ("nbf 9.3e15", json!({"nbf": 9_300_000_000_000_000_u64})),
+        ("exp a fraction", json!({"exp": now as f64 + 600.5})),
+        ("exp a float", json!({"exp": (now + 600) as f64})),
+        ("exp in exponent form", json!({"exp": 9.3e15})),
+        ("iat a fraction", json!({"iat": now as f64 - 0.5})),
+        ("nbf a fraction", json!({"nbf": now as f64 - 10.5})),
+        ("exp negative", json!({"exp": -1})),
+    ];
+    let key = test_key();
+    let hs = Algorithm::HS256;
+    for (what, changes) in cases {
+        // Minted elsewhere (adopted on first use), and one of this server's own sessions.
+        let foreign = sign_with(key, hs, &foreign_claims(user.id.as_str(), changes.clone()));
+        let mut ours = own.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            ours[k] = v.clone();
+        }
+        let ours = sign_with(key, hs, &ours);
+        for token in [&foreign, &ours] {
+            for reply in [
+                app.refresh_with_cookie(token).await,
+                app.refresh_with_body(token).await,
+            ] {
+                assert_detail(&reply, 401, INVALID_REFRESH);
+                assert_cookies_expired(&reply);
+            }
+            let simplejwt = app
+                .post_json("/api/token/refresh/", &json!({ "refresh": token }))
+                .await;
+            assert_eq!(simplejwt.status, 401, "{what}: {}", simplejwt.text);
+            let verify = app
+                .post_json("/api/token/verify/", &json!({ "token": token }))
+                .await;
+            assert_eq!(verify.status, 401, "{what}: {}", verify.text);
+        }
+        let mut access = claims_of(&tokens.access);
+        for (k, v) in changes.as_object().unwrap() {
+            access[k] = v.clone();
+        }
+        let reply = app.me_with_cookie(&sign_with(key, hs, &access)).await;
+        assert_detail(&reply, 401, INVALID_ACCESS);
+    }
+    // The session itself was never touched.
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        200,
+        REFRESHED,
+    );
+}
+
+async fn a_token_is_expired_from_the_second_of_its_exp(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.add_user(&unique("user"), "pw-1234").await;
+    let key = test_key();
+    let hs = Algorithm::HS256;
+    // exp = now: refused at once (now >= exp), as PyJWT refuses it.
+    let at_exp = foreign_claims(
+        user.id.as_str(),
+        json!({"exp": now_s(), "iat": now_s() - 60}),
+    );
+    let reply = app.refresh_with_body(&sign_with(key, hs, &at_exp)).await;
+    assert_detail(&reply, 401, INVALID_REFRESH);
+    // With LEEWAY=30: refused from exp + 30 on, accepted just before.
+    let lenient = spawn_app_with(backend, &[("LEEWAY", "30")]).await;
+    let user = lenient.add_user(&unique("user"), "pw-1234").await;
+    let past = foreign_claims(
+        user.id.as_str(),
+        json!({"exp": now_s() - 30, "iat": now_s() - 90}),
+    );
+    let reply = lenient.refresh_with_body(&sign_with(key, hs, &past)).await;
+    assert_detail(&reply, 401, INVALID_REFRESH);
+    let within = foreign_claims(
+        user.id.as_str(),
+        json!({"exp": now_s() - 25, "iat": now_s() - 90}),
+    );
+    let reply = lenient
+        .refresh_with_body(&sign_with(key, hs, &within))
+        .await;
+    assert_detail(&reply, 200, REFRESHED);
 }
