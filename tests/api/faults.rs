@@ -64,6 +64,26 @@ async fn load(
     out
 }
 
+/// `n` logged-in clients' refresh tokens.
+async fn sessions_of(app: &TestApp, n: usize) -> Vec<String> {
+    let mut sessions = Vec::with_capacity(n);
+    for _ in 0..n {
+        sessions.push(app.logged_in().await.1.refresh);
+    }
+    sessions
+}
+
+/// How many answers of each status the clients saw, in all.
+fn status_totals(histories: &[History]) -> HashMap<u16, u32> {
+    let mut totals: HashMap<u16, u32> = HashMap::new();
+    for h in histories {
+        for (s, n) in &h.statuses {
+            *totals.entry(*s).or_default() += n;
+        }
+    }
+    totals
+}
+
 /// Waits until a fresh refresh chain answers 200 again; how long it took.
 async fn back_within(app: &TestApp, token: &mut String, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -96,10 +116,7 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
     );
     let (_, probe) = app.logged_in().await;
     let mut probe = probe.refresh;
-    let mut sessions = Vec::new();
-    for _ in 0..16 {
-        sessions.push(app.logged_in().await.1.refresh);
-    }
+    let sessions = sessions_of(&app, 16).await;
     let stop = Arc::new(AtomicBool::new(false));
     let running = tokio::spawn(load(
         app.clone(),
@@ -132,12 +149,7 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
         slowest < Duration::from_millis(1500),
         "a request took {slowest:?}"
     );
-    let mut totals: HashMap<u16, u32> = HashMap::new();
-    for h in &histories {
-        for (s, n) in &h.statuses {
-            *totals.entry(*s).or_default() += n;
-        }
-    }
+    let totals = status_totals(&histories);
     eprintln!("statuses under faults: {totals:?}");
     assert!(
         totals.get(&503).copied().unwrap_or(0) > 0,
@@ -262,10 +274,7 @@ async fn a_freeze_under_load_past_the_interval_logs_nobody_out() {
         )
         .await,
     );
-    let mut sessions = Vec::new();
-    for _ in 0..12 {
-        sessions.push(app.logged_in().await.1.refresh);
-    }
+    let sessions = sessions_of(&app, 12).await;
     let stop = Arc::new(AtomicBool::new(false));
     // Clients back off past the reuse interval after a 503, as a page reload or an app's
     // exponential backoff does.
@@ -282,12 +291,7 @@ async fn a_freeze_under_load_past_the_interval_logs_nobody_out() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     stop.store(true, Ordering::Relaxed);
     let histories = running.await.unwrap();
-    let mut totals: HashMap<u16, u32> = HashMap::new();
-    for h in &histories {
-        for (s, n) in &h.statuses {
-            *totals.entry(*s).or_default() += n;
-        }
-    }
+    let totals = status_totals(&histories);
     eprintln!("statuses through a freeze: {totals:?}");
     assert!(
         totals.get(&503).copied().unwrap_or(0) > 0,

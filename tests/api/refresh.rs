@@ -784,10 +784,7 @@ async fn a_token_is_expired_from_the_second_of_its_exp(backend: Backend) {
     let key = test_key();
     let hs = Algorithm::HS256;
     // exp = now: refused at once (now >= exp), as PyJWT refuses it.
-    let at_exp = foreign_claims(
-        user.id.as_str(),
-        json!({"exp": now_s(), "iat": now_s()}),
-    );
+    let at_exp = foreign_claims(user.id.as_str(), json!({"exp": now_s(), "iat": now_s()}));
     let reply = app.refresh_with_body(&sign_with(key, hs, &at_exp)).await;
     assert_detail(&reply, 401, INVALID_REFRESH);
     // With LEEWAY=30: refused from exp + 30 on, accepted just before.
