@@ -15,7 +15,7 @@ use crate::store::{
     RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, SessionInfo, Store, StoreError,
     TokenCheck,
 };
-use crate::tokens::{TokenCodec, TokenError};
+use crate::tokens::{TokenCodec, TokenError, Untyped};
 
 use self::passwords::Passwords;
 
@@ -241,6 +241,7 @@ impl AuthService {
             sid: &sid,
             end,
             remember,
+            extra: &serde_json::Map::new(),
         };
         Ok(IssuedTokens {
             refresh: self.sign_refresh(&session, &refresh)?,
@@ -274,6 +275,7 @@ impl AuthService {
             iat: r.iat,
             exp: r.exp,
             sid: Some(session.sid.clone()),
+            extra: session.extra.clone(),
         })
     }
 
@@ -289,6 +291,7 @@ impl AuthService {
             iat: now,
             exp,
             sid: Some(session.sid.clone()),
+            extra: session.extra.clone(),
         })?;
         Ok(IssuedTokens {
             access,
@@ -344,11 +347,15 @@ impl AuthService {
                 return Err(AuthError::InvalidTokenUser);
             }
         };
+        // The presented token's own claims go on, as SimpleJWT copies them. A repeated or
+        // forgiven answer re-signs a token the store describes by jti, iat and exp only: its other
+        // claims are the family's, which every rotation copied, so it is the very same string.
         let session = Session {
             user_id: &claims.user_id,
             sid: &sid,
             end: answer.end,
             remember: answer.remember,
+            extra: &claims.extra,
         };
         let refresh = if answer.kind == AnswerKind::Kept {
             // The refresh token stays the very string the client holds.
@@ -448,14 +455,35 @@ impl AuthService {
         Ok(self.store.end_session(&user.id, sid).await?)
     }
 
-    /// SimpleJWT's verify: a token of either type that is valid, not blacklisted, of a live
-    /// session and an active user.
+    /// SimpleJWT's verify (`UntypedToken`): a token of any type whose signature and times hold,
+    /// not blacklisted, of a live session (for a token minted here) and of an active user.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
-        let claims = self.codec.decode_any(token).map_err(|e| {
+        let token = self.codec.decode_untyped(token).map_err(|e| {
             log::debug!("token refused: {e}");
             AuthError::InvalidRefreshToken
         })?;
-        match self.store.check_token(&self.token_check(&claims)).await? {
+        let check = match token {
+            Untyped::Typed(claims) => self.token_check(&claims),
+            // Nothing names a user: nothing more to check, as SimpleJWT checks nothing more.
+            Untyped::Other { user_id: None, .. } => return Ok(()),
+            // A token of another type was never minted here: it has no session, and stands
+            // while its user is active and it was issued after the user's cut-off.
+            Untyped::Other {
+                user_id: Some(user_id),
+                jti,
+                iat,
+            } => TokenCheck {
+                user_id,
+                sid: jti
+                    .map(SessionId::from)
+                    .unwrap_or_else(SessionId::new_random),
+                session_required: false,
+                iat,
+                refresh_jti: None,
+                idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+            },
+        };
+        match self.store.check_token(&check).await? {
             CheckOutcome::Ok(_) => Ok(()),
             CheckOutcome::Revoked => Err(AuthError::BlacklistedToken),
             CheckOutcome::UserMissing | CheckOutcome::UserInactive => {
@@ -471,6 +499,8 @@ struct Session<'a> {
     sid: &'a SessionId,
     end: Option<u64>,
     remember: bool,
+    /// Claims copied from the presented refresh token (none at login).
+    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// The presented refresh token, as the store tracks it.

@@ -138,6 +138,10 @@ pub struct Claims {
     pub exp: u64,
     /// `None` for tokens minted elsewhere (SimpleJWT's carry no session id).
     pub sid: Option<SessionId>,
+    /// Every other claim (a Django app's `name`, `email`, `roles`...): a refresh copies them
+    /// into the new tokens, as SimpleJWT does. Sorted by name, so that the same claims always
+    /// sign to the same token string.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {

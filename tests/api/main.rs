@@ -8,6 +8,7 @@ mod cli;
 mod cors;
 mod deploy;
 mod faults;
+mod fidelity;
 mod hostile;
 mod instances;
 mod interop;
