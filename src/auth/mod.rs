@@ -165,7 +165,7 @@ impl AuthService {
     }
 
     /// Checks the credentials and starts a session. An unknown user, a wrong password and an
-    /// inactive user all cost one argon2 verification and give the same error.
+    /// inactive user all cost one password verification, take as long, and give the same error.
     pub async fn login(
         &self,
         username: &str,
@@ -199,12 +199,26 @@ impl AuthService {
             None => None,
         };
         let hash = user.as_ref().map(|u| u.password_hash.as_str());
-        let password_ok = self.passwords.verify(password, hash).await;
+        let rehash = user.as_ref().is_some_and(|u| u.is_active);
+        let verdict = self.passwords.check(password, hash, rehash).await;
         let user = match user {
-            Some(user) if password_ok && user.is_active => user,
+            Some(user) if verdict.ok && user.is_active => user,
             // The attempt was counted before the check: a failure needs nothing more.
             _ => return Err(AuthError::InvalidCredentials),
         };
+        if let Some(new_hash) = &verdict.rehashed {
+            // An imported hash (Django's) is replaced by refreshd's own at the first login. Only
+            // if it is still the one just checked: a `user passwd` in between wins.
+            match self
+                .store
+                .replace_password_hash(&user.id, &user.password_hash, new_hash)
+                .await
+            {
+                Ok(true) => log::info!("user {}: password hash upgraded to argon2id", user.id),
+                Ok(false) => {}
+                Err(e) => log::warn!("user {}: password hash not upgraded: {e}", user.id),
+            }
+        }
         if limiting && let Some((username_key, others)) = keys.split_first() {
             self.store
                 .forget_login_attempt(username_key, others)

@@ -158,7 +158,7 @@ impl Claims {
 pub struct User {
     pub id: UserId,
     pub username: Username,
-    /// An argon2id PHC string.
+    /// An argon2id PHC string, or a hash imported from Django until the first login replaces it.
     pub password_hash: String,
     pub is_active: bool,
 }

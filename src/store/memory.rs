@@ -263,6 +263,22 @@ impl UserStore for MemoryStore {
         users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(users)
     }
+
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.users.get_mut(id).and_then(|r| r.user.as_mut()) {
+            Some(user) if user.password_hash == old => {
+                user.password_hash = new.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 }
 
 #[async_trait]

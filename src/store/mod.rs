@@ -256,6 +256,15 @@ pub trait UserStore: Send + Sync + 'static {
     /// sets the user's cut-off: tokens issued before it stay refused after a re-activation.
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces the user's password hash with `new` if it is still `old` (a login upgrading an
+    /// imported hash); sessions and the cut-off are left alone. False when the hash changed in
+    /// between or the user is gone.
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Sessions, rotation and the blacklist (the state table above).

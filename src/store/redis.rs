@@ -423,6 +423,18 @@ impl UserStore for RedisStore {
         users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(users)
     }
+
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let done: i64 = self
+            .run(&self.scripts.rehash, &rehash_call(id, old, new))
+            .await?;
+        Ok(done == 1)
+    }
 }
 
 #[async_trait]
@@ -672,6 +684,7 @@ struct Scripts {
     add_user: Script,
     settle_claim: Script,
     list_sessions: Script,
+    rehash: Script,
 }
 
 /// Every script's source, by file name (the unit tests read their headers).
@@ -685,6 +698,7 @@ const SCRIPT_SOURCES: &[(&str, &str)] = &[
     ("add_user.lua", include_str!("lua/add_user.lua")),
     ("settle_claim.lua", include_str!("lua/settle_claim.lua")),
     ("list_sessions.lua", include_str!("lua/list_sessions.lua")),
+    ("rehash.lua", include_str!("lua/rehash.lua")),
 ];
 
 impl Scripts {
@@ -706,6 +720,7 @@ impl Scripts {
             add_user: load("add_user.lua"),
             settle_claim: load("settle_claim.lua"),
             list_sessions: load("list_sessions.lua"),
+            rehash: load("rehash.lua"),
         }
     }
 }
@@ -833,6 +848,13 @@ fn revoke_all_call(user_id: &UserId, deactivate: bool) -> Call {
         .key("user_key", user_key(user_id))
         .arg("session_prefix", session_prefix(user_id))
         .arg("deactivate", flag(deactivate))
+}
+
+fn rehash_call(id: &UserId, old: &str, new: &str) -> Call {
+    Call::default()
+        .key("user_key", user_key(id))
+        .arg("old_hash", old)
+        .arg("new_hash", new)
 }
 
 fn parse_refresh_reply(reply: &[String]) -> Result<RefreshOutcome, StoreError> {
@@ -971,6 +993,7 @@ mod tests {
             }),
         );
         assert_binds("revoke_all.lua", &revoke_all_call(&user, true));
+        assert_binds("rehash.lua", &rehash_call(&user, "old", "new"));
         assert_binds(
             "create.lua",
             &create_call(&NewSession {

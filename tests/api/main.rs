@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod cors;
 mod deploy;
+mod django;
 mod faults;
 mod fidelity;
 mod hostile;
