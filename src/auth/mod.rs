@@ -2,6 +2,7 @@
 //! authentication. Both HTTP skins call these; nothing here knows about HTTP. Depends on
 //! `tokens`, `store` and `domain`.
 
+pub mod import;
 pub mod passwords;
 
 use std::net::IpAddr;
