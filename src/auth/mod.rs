@@ -2,6 +2,7 @@
 //! authentication. Both HTTP skins call these; nothing here knows about HTTP. Depends on
 //! `tokens`, `store` and `domain`.
 
+pub mod import;
 pub mod passwords;
 
 use std::net::IpAddr;
@@ -15,7 +16,7 @@ use crate::store::{
     RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, SessionInfo, Store, StoreError,
     TokenCheck,
 };
-use crate::tokens::{TokenCodec, TokenError};
+use crate::tokens::{TokenCodec, TokenError, Untyped};
 
 use self::passwords::Passwords;
 
@@ -165,7 +166,7 @@ impl AuthService {
     }
 
     /// Checks the credentials and starts a session. An unknown user, a wrong password and an
-    /// inactive user all cost one argon2 verification and give the same error.
+    /// inactive user all cost one password verification, take as long, and give the same error.
     pub async fn login(
         &self,
         username: &str,
@@ -199,12 +200,26 @@ impl AuthService {
             None => None,
         };
         let hash = user.as_ref().map(|u| u.password_hash.as_str());
-        let password_ok = self.passwords.verify(password, hash).await;
+        let rehash = user.as_ref().is_some_and(|u| u.is_active);
+        let verdict = self.passwords.check(password, hash, rehash).await;
         let user = match user {
-            Some(user) if password_ok && user.is_active => user,
+            Some(user) if verdict.ok && user.is_active => user,
             // The attempt was counted before the check: a failure needs nothing more.
             _ => return Err(AuthError::InvalidCredentials),
         };
+        if let Some(new_hash) = &verdict.rehashed {
+            // An imported hash (Django's) is replaced by refreshd's own at the first login. Only
+            // if it is still the one just checked: a `user passwd` in between wins.
+            match self
+                .store
+                .replace_password_hash(&user.id, &user.password_hash, new_hash)
+                .await
+            {
+                Ok(true) => log::info!("user {}: password hash upgraded to argon2id", user.id),
+                Ok(false) => {}
+                Err(e) => log::warn!("user {}: password hash not upgraded: {e}", user.id),
+            }
+        }
         if limiting && let Some((username_key, others)) = keys.split_first() {
             self.store
                 .forget_login_attempt(username_key, others)
@@ -241,6 +256,7 @@ impl AuthService {
             sid: &sid,
             end,
             remember,
+            extra: &serde_json::Map::new(),
         };
         Ok(IssuedTokens {
             refresh: self.sign_refresh(&session, &refresh)?,
@@ -274,6 +290,7 @@ impl AuthService {
             iat: r.iat,
             exp: r.exp,
             sid: Some(session.sid.clone()),
+            extra: session.extra.clone(),
         })
     }
 
@@ -289,6 +306,7 @@ impl AuthService {
             iat: now,
             exp,
             sid: Some(session.sid.clone()),
+            extra: session.extra.clone(),
         })?;
         Ok(IssuedTokens {
             access,
@@ -344,11 +362,15 @@ impl AuthService {
                 return Err(AuthError::InvalidTokenUser);
             }
         };
+        // The presented token's own claims go on, as SimpleJWT copies them. A repeated or
+        // forgiven answer re-signs a token the store describes by jti, iat and exp only: its other
+        // claims are the family's, which every rotation copied, so it is the very same string.
         let session = Session {
             user_id: &claims.user_id,
             sid: &sid,
             end: answer.end,
             remember: answer.remember,
+            extra: &claims.extra,
         };
         let refresh = if answer.kind == AnswerKind::Kept {
             // The refresh token stays the very string the client holds.
@@ -448,14 +470,35 @@ impl AuthService {
         Ok(self.store.end_session(&user.id, sid).await?)
     }
 
-    /// SimpleJWT's verify: a token of either type that is valid, not blacklisted, of a live
-    /// session and an active user.
+    /// SimpleJWT's verify (`UntypedToken`): a token of any type whose signature and times hold,
+    /// not blacklisted, of a live session (for a token minted here) and of an active user.
     pub async fn verify(&self, token: &str) -> Result<(), AuthError> {
-        let claims = self.codec.decode_any(token).map_err(|e| {
+        let token = self.codec.decode_untyped(token).map_err(|e| {
             log::debug!("token refused: {e}");
             AuthError::InvalidRefreshToken
         })?;
-        match self.store.check_token(&self.token_check(&claims)).await? {
+        let check = match token {
+            Untyped::Typed(claims) => self.token_check(&claims),
+            // Nothing names a user: nothing more to check, as SimpleJWT checks nothing more.
+            Untyped::Other { user_id: None, .. } => return Ok(()),
+            // A token of another type was never minted here: it has no session, and stands
+            // while its user is active and it was issued after the user's cut-off.
+            Untyped::Other {
+                user_id: Some(user_id),
+                jti,
+                iat,
+            } => TokenCheck {
+                user_id,
+                sid: jti
+                    .map(SessionId::from)
+                    .unwrap_or_else(SessionId::new_random),
+                session_required: false,
+                iat,
+                refresh_jti: None,
+                idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+            },
+        };
+        match self.store.check_token(&check).await? {
             CheckOutcome::Ok(_) => Ok(()),
             CheckOutcome::Revoked => Err(AuthError::BlacklistedToken),
             CheckOutcome::UserMissing | CheckOutcome::UserInactive => {
@@ -471,6 +514,8 @@ struct Session<'a> {
     sid: &'a SessionId,
     end: Option<u64>,
     remember: bool,
+    /// Claims copied from the presented refresh token (none at login).
+    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// The presented refresh token, as the store tracks it.

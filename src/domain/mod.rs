@@ -138,6 +138,10 @@ pub struct Claims {
     pub exp: u64,
     /// `None` for tokens minted elsewhere (SimpleJWT's carry no session id).
     pub sid: Option<SessionId>,
+    /// Every other claim (a Django app's `name`, `email`, `roles`...): a refresh copies them
+    /// into the new tokens, as SimpleJWT does. Sorted by name, so that the same claims always
+    /// sign to the same token string.
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Claims {
@@ -154,7 +158,7 @@ impl Claims {
 pub struct User {
     pub id: UserId,
     pub username: Username,
-    /// An argon2id PHC string.
+    /// An argon2id PHC string, or a hash imported from Django until the first login replaces it.
     pub password_hash: String,
     pub is_active: bool,
 }

@@ -334,7 +334,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
         method: HttpMethod::Post,
         api: Api::Token,
         path: "verify/",
-        summary: "SimpleJWT: verify a token of either type",
+        summary: "SimpleJWT: verify a token of any type (access, refresh, sliding, or none)",
         request: Some(("TokenField", true)),
         responses: &[
             (200, "Valid", Some("Empty")),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::Imported;
 use super::{
     AnswerKind, CheckOutcome, ClientInfo, Clock, LimitKey, LoginLimits, NewSession, RefreshAnswer,
     RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo,
@@ -69,8 +70,11 @@ fn keep_ms(exp: u64, leeway: u64) -> u64 {
 #[derive(Default)]
 struct UserRec {
     user: Option<User>,
-    /// Tokens issued at or before this second (minted elsewhere) are refused: set by deactivation.
+    /// Tokens issued at or before this second (minted elsewhere) are refused: set by
+    /// deactivation, a new password and deletion (it outlives the user).
     cutoff_s: u64,
+    /// The hash this id last imported (`user import`).
+    imported_hash: Option<String>,
 }
 
 #[derive(Default)]
@@ -262,6 +266,96 @@ impl UserStore for MemoryStore {
             .collect();
         users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(users)
+    }
+
+    async fn import_user(&self, user: &User) -> Result<Imported, StoreError> {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        if inner
+            .by_name
+            .get(user.username.as_str())
+            .is_some_and(|id| *id != user.id)
+        {
+            return Err(StoreError::UsernameTaken);
+        }
+        let rec = inner.users.entry(user.id.clone()).or_default();
+        let old = rec.user.clone();
+        let mut new = user.clone();
+        if let Some(old) = &old
+            && rec.imported_hash.as_deref() == Some(user.password_hash.as_str())
+        {
+            new.password_hash = old.password_hash.clone();
+        }
+        rec.imported_hash = Some(user.password_hash.clone());
+        rec.user = Some(new);
+        let deactivated = old.as_ref().is_some_and(|o| o.is_active) && !user.is_active;
+        if deactivated {
+            rec.cutoff_s = now / 1000;
+            inner.end_all(&user.id, now);
+        }
+        if let Some(old) = &old {
+            inner.by_name.remove(old.username.as_str());
+        }
+        inner
+            .by_name
+            .insert(user.username.as_str().to_owned(), user.id.clone());
+        Ok(if old.is_some() {
+            Imported::Updated
+        } else {
+            Imported::Created
+        })
+    }
+
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<Option<usize>, StoreError> {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let Some(id) = inner.by_name.get(username.as_str()).cloned() else {
+            return Ok(None);
+        };
+        let Some(rec) = inner.users.get_mut(&id) else {
+            return Ok(None);
+        };
+        let Some(user) = rec.user.as_mut() else {
+            return Ok(None);
+        };
+        user.password_hash = password_hash.to_owned();
+        rec.cutoff_s = now / 1000;
+        Ok(Some(inner.end_all(&id, now)))
+    }
+
+    async fn delete_user(&self, username: &Username) -> Result<Option<usize>, StoreError> {
+        let now = self.now_ms();
+        let mut inner = self.lock();
+        let Some(id) = inner.by_name.remove(username.as_str()) else {
+            return Ok(None);
+        };
+        let Some(rec) = inner.users.get_mut(&id) else {
+            return Ok(None);
+        };
+        rec.user = None;
+        rec.imported_hash = None;
+        rec.cutoff_s = now / 1000;
+        Ok(Some(inner.end_all(&id, now)))
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        match inner.users.get_mut(id).and_then(|r| r.user.as_mut()) {
+            Some(user) if user.password_hash == old => {
+                user.password_hash = new.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

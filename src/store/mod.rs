@@ -231,6 +231,13 @@ pub enum CheckOutcome {
     Revoked,
 }
 
+/// What `UserStore::import_user` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Imported {
+    Created,
+    Updated,
+}
+
 /// What a login-failure counter counts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LimitKey {
@@ -256,6 +263,32 @@ pub trait UserStore: Send + Sync + 'static {
     /// sets the user's cut-off: tokens issued before it stay refused after a re-activation.
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError>;
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Creates or updates a user from another system's user table (`user import --django`),
+    /// keyed by id and written whole. The password hash is replaced only when it differs from
+    /// the one this id last imported, so a re-run leaves a hash upgraded at login (or changed
+    /// with `user passwd`) alone. An import that makes an active user inactive deactivates it
+    /// (sessions ended, cut-off set). A username held by another id is `UsernameTaken`.
+    async fn import_user(&self, user: &User) -> Result<Imported, StoreError>;
+    /// Sets a new password hash (`user passwd`), ends every session of the user and sets the
+    /// cut-off. Returns how many live sessions were ended, or None when there is no such user.
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<Option<usize>, StoreError>;
+    /// Deletes a user (`user delete`): ends every session and frees the username; the cut-off
+    /// stays behind, so that tokens issued before stay refused should the id come back. Returns
+    /// how many live sessions were ended, or None when there is no such user.
+    async fn delete_user(&self, username: &Username) -> Result<Option<usize>, StoreError>;
+    /// Replaces the user's password hash with `new` if it is still `old` (a login upgrading an
+    /// imported hash); sessions and the cut-off are left alone. False when the hash changed in
+    /// between or the user is gone.
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Sessions, rotation and the blacklist (the state table above).

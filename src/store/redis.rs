@@ -5,9 +5,12 @@
 //! Key layout (the only place it is written down):
 //!
 //! ```text
-//! refreshd:{u:<user id>}:user          hash   id, username, password (argon2id PHC), active (1/0),
+//! refreshd:{u:<user id>}:user          hash   id, username, password (argon2id PHC, or an imported
+//!                                             Django hash until the first login), active (1/0),
+//!                                             src (the hash last imported for this id),
 //!                                             cut (s: foreign tokens issued at or before it
-//!                                             are refused; set by deactivation)
+//!                                             are refused; set by deactivation, passwd and
+//!                                             delete, which leaves the cut alone behind)
 //! refreshd:{u:<user id>}:s:<sid>       hash   one session (token family): cur + ce (current
 //!                                             refresh jti and its exp), pend + pi + pe (the
 //!                                             pending successor's jti, iat, exp), rev (1 once
@@ -44,9 +47,9 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use super::{
-    AnswerKind, CheckOutcome, LimitKey, LoginLimits, NewSession, RefreshAnswer, RefreshClaims,
-    RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo, SessionStore, Store,
-    StoreError, TokenCheck, UserStore,
+    AnswerKind, CheckOutcome, Imported, LimitKey, LoginLimits, NewSession, RefreshAnswer,
+    RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo,
+    SessionStore, Store, StoreError, TokenCheck, UserStore,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 use crate::metrics::Metrics;
@@ -398,7 +401,10 @@ impl UserStore for RedisStore {
             return Ok(true);
         }
         let ended: i64 = self
-            .run(&self.scripts.revoke_all, &revoke_all_call(&user.id, true))
+            .run(
+                &self.scripts.revoke_all,
+                &revoke_all_call(&user.id, "deactivate", ""),
+            )
             .await?;
         Ok(ended >= 0)
     }
@@ -414,6 +420,100 @@ impl UserStore for RedisStore {
         }
         users.sort_by(|a, b| a.username.as_str().cmp(b.username.as_str()));
         Ok(users)
+    }
+
+    /// Like `add_user`, the username is claimed (with a lease) before the record is written and
+    /// kept after; a former username of the id is let go last.
+    async fn import_user(&self, user: &User) -> Result<Imported, StoreError> {
+        let mut c = self.conn().await;
+        let id = user.id.as_str();
+        let old_name: Option<String> = self.bounded(c.hget(user_key(&user.id), "username")).await?;
+        let name_key = username_key(&user.username);
+        let renamed = old_name.as_deref() != Some(user.username.as_str());
+        if renamed {
+            let lease = Duration::from_secs(30) + self.timeout * 4;
+            let claimed: bool = self
+                .bounded(
+                    redis::cmd("SET")
+                        .arg(&name_key)
+                        .arg(id)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lease.as_millis() as u64)
+                        .query_async::<Option<String>>(&mut c),
+                )
+                .await?
+                .is_some();
+            if !claimed {
+                // Ours already when an earlier run stopped part-way.
+                let holder: Option<String> = self.bounded(c.get(&name_key)).await?;
+                if holder.as_deref() != Some(id) {
+                    return Err(StoreError::UsernameTaken);
+                }
+            }
+        }
+        let outcome: String = self
+            .run(&self.scripts.import_user, &import_call(user))
+            .await?;
+        if renamed {
+            self.settle_claim(&name_key, id, "keep").await?;
+            if let Some(old) = old_name.as_deref().and_then(Username::parse) {
+                self.settle_claim(&username_key(&old), id, "drop").await?;
+            }
+        }
+        let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
+        match outcome.as_str() {
+            "created" => Ok(Imported::Created),
+            "updated" => Ok(Imported::Updated),
+            other => Err(StoreError::Unexpected(format!(
+                "import script returned {other:?}"
+            ))),
+        }
+    }
+
+    async fn set_password(
+        &self,
+        username: &Username,
+        password_hash: &str,
+    ) -> Result<Option<usize>, StoreError> {
+        let Some(user) = self.user_by_username(username).await? else {
+            return Ok(None);
+        };
+        let call = revoke_all_call(&user.id, "password", password_hash);
+        let ended: i64 = self.run(&self.scripts.revoke_all, &call).await?;
+        Ok((ended >= 0).then_some(ended as usize))
+    }
+
+    /// The record goes first (sessions ended, cut-off left behind), then the username and the
+    /// listing: a delete stopped part-way is finished by running it again.
+    async fn delete_user(&self, username: &Username) -> Result<Option<usize>, StoreError> {
+        let mut c = self.conn().await;
+        let name_key = username_key(username);
+        let id: Option<String> = self.bounded(c.get(&name_key)).await?;
+        let Some(id) = id.as_deref().and_then(UserId::parse) else {
+            return Ok(None);
+        };
+        let ended: i64 = self
+            .run(
+                &self.scripts.revoke_all,
+                &revoke_all_call(&id, "delete", ""),
+            )
+            .await?;
+        self.settle_claim(&name_key, id.as_str(), "drop").await?;
+        let _: i64 = self.bounded(c.srem(USERS_KEY, id.as_str())).await?;
+        Ok(Some(ended.max(0) as usize))
+    }
+
+    async fn replace_password_hash(
+        &self,
+        id: &UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let done: i64 = self
+            .run(&self.scripts.rehash, &rehash_call(id, old, new))
+            .await?;
+        Ok(done == 1)
     }
 }
 
@@ -546,7 +646,7 @@ impl SessionStore for RedisStore {
 
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
         let ended: i64 = self
-            .run(&self.scripts.revoke_all, &revoke_all_call(user_id, false))
+            .run(&self.scripts.revoke_all, &revoke_all_call(user_id, "", ""))
             .await?;
         Ok(ended.max(0) as usize)
     }
@@ -647,6 +747,8 @@ struct Scripts {
     add_user: Script,
     settle_claim: Script,
     list_sessions: Script,
+    rehash: Script,
+    import_user: Script,
 }
 
 /// Every script's source, by file name (the unit tests read their headers).
@@ -660,6 +762,8 @@ const SCRIPT_SOURCES: &[(&str, &str)] = &[
     ("add_user.lua", include_str!("lua/add_user.lua")),
     ("settle_claim.lua", include_str!("lua/settle_claim.lua")),
     ("list_sessions.lua", include_str!("lua/list_sessions.lua")),
+    ("rehash.lua", include_str!("lua/rehash.lua")),
+    ("import_user.lua", include_str!("lua/import_user.lua")),
 ];
 
 impl Scripts {
@@ -681,6 +785,8 @@ impl Scripts {
             add_user: load("add_user.lua"),
             settle_claim: load("settle_claim.lua"),
             list_sessions: load("list_sessions.lua"),
+            rehash: load("rehash.lua"),
+            import_user: load("import_user.lua"),
         }
     }
 }
@@ -853,12 +959,32 @@ fn login_refund_call(key: &LimitKey) -> Call {
     Call::default().key("counter_key", limit_key(key))
 }
 
-fn revoke_all_call(user_id: &UserId, deactivate: bool) -> Call {
+/// `change` is '' (end the sessions only), 'deactivate', 'password' or 'delete'.
+fn revoke_all_call(user_id: &UserId, change: &str, password_hash: &str) -> Call {
     Call::default()
         .key("index_key", index_key(user_id))
         .key("user_key", user_key(user_id))
         .arg("session_prefix", session_prefix(user_id))
-        .arg("deactivate", flag(deactivate))
+        .arg("change", change)
+        .arg("password_hash", password_hash)
+}
+
+fn import_call(user: &User) -> Call {
+    Call::default()
+        .key("user_key", user_key(&user.id))
+        .key("index_key", index_key(&user.id))
+        .arg("id", user.id.as_str())
+        .arg("username", user.username.as_str())
+        .arg("password_hash", &user.password_hash)
+        .arg("active", flag(user.is_active))
+        .arg("session_prefix", session_prefix(&user.id))
+}
+
+fn rehash_call(id: &UserId, old: &str, new: &str) -> Call {
+    Call::default()
+        .key("user_key", user_key(id))
+        .arg("old_hash", old)
+        .arg("new_hash", new)
 }
 
 fn parse_refresh_reply(reply: &[String]) -> Result<RefreshOutcome, StoreError> {
@@ -996,7 +1122,6 @@ mod tests {
                 policy: policy(),
             }),
         );
-        assert_binds("revoke_all.lua", &revoke_all_call(&user, true));
         assert_binds("revoke.lua", &end_session_call(&user, &sid));
         assert_binds("list_sessions.lua", &list_sessions_call(&user));
         assert_binds("settle_claim.lua", &settle_claim_call("k", "7", "keep"));
@@ -1015,6 +1140,17 @@ mod tests {
                 is_active: true,
             }),
         );
+        assert_binds("revoke_all.lua", &revoke_all_call(&user, "password", "h"));
+        assert_binds(
+            "import_user.lua",
+            &import_call(&User {
+                id: user.clone(),
+                username: Username::parse("u").unwrap(),
+                password_hash: "h".into(),
+                is_active: true,
+            }),
+        );
+        assert_binds("rehash.lua", &rehash_call(&user, "old", "new"));
         assert_binds(
             "create.lua",
             &create_call(&NewSession {

@@ -104,8 +104,39 @@ impl TokenCodec {
         Ok(claims)
     }
 
-    /// Like `decode`, for a token of either type (SimpleJWT's `UntypedToken`).
+    /// Like `decode`, for a token of either type.
     pub fn decode_any(&self, token: &str) -> Result<Claims, TokenError> {
+        let payload = self.verified_payload(token)?;
+        self.read_claims(&payload)
+    }
+
+    /// SimpleJWT's `UntypedToken`: a token of any `token_type` (access, refresh, sliding, another,
+    /// or none) whose signature, algorithm, times, issuer and audience hold.
+    pub fn decode_untyped(&self, token: &str) -> Result<Untyped, TokenError> {
+        let payload = self.verified_payload(token)?;
+        let typed = payload
+            .get("token_type")
+            .and_then(Value::as_str)
+            .and_then(TokenType::parse);
+        if typed.is_some() {
+            // An access or refresh token must be one in full: our layout, our rules.
+            return self.read_claims(&payload).map(Untyped::Typed);
+        }
+        let bad = |what: &str| TokenError::Invalid(format!("bad claim {what}"));
+        let user_id = match payload.get(&self.user_id_claim) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(user_id_of(v).ok_or_else(|| bad(&self.user_id_claim))?),
+        };
+        let jti = match payload.get("jti") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_str().and_then(Jti::parse).ok_or_else(|| bad("jti"))?),
+        };
+        let iat = payload.get("iat").and_then(Value::as_u64).unwrap_or(0);
+        Ok(Untyped::Other { user_id, jti, iat })
+    }
+
+    /// Checks signature, algorithm, times (with LEEWAY), issuer and audience; the payload.
+    fn verified_payload(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid("token too long".into()));
         }
@@ -133,7 +164,8 @@ impl TokenCodec {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &self.validation)
             {
                 Ok(data) => {
-                    return read_claims(&data.claims, &self.user_id_claim, self.validation.leeway);
+                    check_times(&data.claims, self.validation.leeway, unix_now())?;
+                    return Ok(data.claims);
                 }
                 Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
                     last = TokenError::Invalid(e.to_string());
@@ -143,13 +175,73 @@ impl TokenCodec {
         }
         Err(last)
     }
+
+    fn read_claims(&self, map: &Map<String, Value>) -> Result<Claims, TokenError> {
+        let mut claims = read_claims(map, &self.user_id_claim)?;
+        claims.extra = map
+            .iter()
+            .filter(|(name, _)| {
+                !written_here(
+                    name,
+                    &self.user_id_claim,
+                    self.issuer.is_some(),
+                    self.audience.is_some(),
+                )
+            })
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        Ok(claims)
+    }
 }
 
-fn read_claims(
-    map: &Map<String, Value>,
-    user_id_claim: &str,
-    leeway: u64,
-) -> Result<Claims, TokenError> {
+/// A token read by verify, whatever its type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Untyped {
+    /// An access or refresh token, read in full.
+    Typed(Claims),
+    /// Another type (SimpleJWT's sliding token, say) or none: what the store can check.
+    Other {
+        user_id: Option<UserId>,
+        jti: Option<Jti>,
+        iat: u64,
+    },
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The time claims, read as PyJWT reads them (RFC 7519): `exp`, `iat` and `nbf` are integers
+/// (and no later than the year 9999),
+/// and a token is expired from the second of its `exp` on (now >= exp + leeway). jsonwebtoken,
+/// checked before this, rounds a fractional time and still accepts a token during that second.
+fn check_times(map: &Map<String, Value>, leeway: u64, now: u64) -> Result<(), TokenError> {
+    for name in ["exp", "iat", "nbf"] {
+        if map.get(name).is_some_and(|v| epoch_seconds(v).is_none()) {
+            return Err(TokenError::Invalid(format!(
+                "claim {name} is not integer seconds before the year 10000"
+            )));
+        }
+    }
+    match map.get("exp").and_then(Value::as_u64) {
+        Some(exp) if now < exp.saturating_add(leeway) => Ok(()),
+        _ => Err(TokenError::Invalid("token expired".into())),
+    }
+}
+
+fn user_id_of(v: &Value) -> Option<UserId> {
+    // SimpleJWT 5.5 writes the id as a string, 5.4 and earlier as the primary key's own type.
+    match v {
+        Value::String(s) => UserId::parse(s),
+        Value::Number(n) if n.is_i64() || n.is_u64() => UserId::parse(&n.to_string()),
+        _ => None,
+    }
+}
+
+fn read_claims(map: &Map<String, Value>, user_id_claim: &str) -> Result<Claims, TokenError> {
     let bad = |what: &str| TokenError::Invalid(format!("bad or missing claim {what}"));
     let token_type = map
         .get("token_type")
@@ -161,13 +253,10 @@ fn read_claims(
         .and_then(Value::as_str)
         .and_then(Jti::parse)
         .ok_or_else(|| bad("jti"))?;
-    // SimpleJWT 5.5 writes the id as a string, 5.4 and earlier as the primary key's own type.
-    let user_id = match map.get(user_id_claim) {
-        Some(Value::String(s)) => UserId::parse(s),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => UserId::parse(&n.to_string()),
-        _ => None,
-    }
-    .ok_or_else(|| bad(user_id_claim))?;
+    let user_id = map
+        .get(user_id_claim)
+        .and_then(user_id_of)
+        .ok_or_else(|| bad(user_id_claim))?;
     let exp = map
         .get("exp")
         .and_then(epoch_seconds)
@@ -176,15 +265,6 @@ fn read_claims(
         None => 0,
         Some(v) => epoch_seconds(v).ok_or_else(|| bad("iat"))?,
     };
-    // jsonwebtoken has checked `nbf` against the clock, rounding a fraction; its form is ours.
-    if let Some(v) = map.get("nbf") {
-        epoch_seconds(v).ok_or_else(|| bad("nbf"))?;
-    }
-    // Expired from the second of `exp` on, as PyJWT and RFC 7519 §4.1.4 read it (jsonwebtoken
-    // still accepts a token during that second).
-    if unix_now() >= exp.saturating_add(leeway) {
-        return Err(TokenError::Invalid("token expired".into()));
-    }
     let sid = match map.get("sid") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -200,6 +280,7 @@ fn read_claims(
         iat,
         exp,
         sid,
+        extra: Map::new(),
     })
 }
 
@@ -213,19 +294,33 @@ fn epoch_seconds(v: &Value) -> Option<u64> {
     v.as_u64().filter(|s| *s <= MAX_EPOCH_SECONDS)
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// The claims as SimpleJWT writes them, serialised without building an intermediate map.
 struct Outgoing<'a> {
     claims: &'a Claims,
     user_id_claim: &'a str,
     issuer: Option<&'a str>,
     audience: Option<&'a str>,
+}
+
+/// The claims this server writes itself into every token it signs (below): never copied from
+/// the presented token. SimpleJWT copies all but `token_type`, `exp`, `iat` and `jti`; the rest
+/// of these it would copy unchanged, as they are the same.
+fn written_here(name: &str, user_id_claim: &str, issuer: bool, audience: bool) -> bool {
+    matches!(name, "token_type" | "exp" | "iat" | "jti" | "sid")
+        || name == user_id_claim
+        || (name == "iss" && issuer)
+        || (name == "aud" && audience)
+}
+
+impl Outgoing<'_> {
+    fn written(&self, name: &str) -> bool {
+        written_here(
+            name,
+            self.user_id_claim,
+            self.issuer.is_some(),
+            self.audience.is_some(),
+        )
+    }
 }
 
 impl Serialize for Outgoing<'_> {
@@ -245,6 +340,12 @@ impl Serialize for Outgoing<'_> {
         }
         if let Some(aud) = self.audience {
             m.serialize_entry("aud", aud)?;
+        }
+        // Copied claims, in name order; never one written above.
+        for (name, value) in &c.extra {
+            if !self.written(name) {
+                m.serialize_entry(name, value)?;
+            }
         }
         m.end()
     }
@@ -281,6 +382,7 @@ mod tests {
             iat: now(),
             exp,
             sid: Some(SessionId::new_random()),
+            extra: Map::new(),
         }
     }
 
@@ -334,6 +436,51 @@ mod tests {
         assert_eq!(p["iss"], "https://auth.example");
         assert_eq!(p["aud"], "api");
         assert!(p["sid"].is_string());
+    }
+
+    #[test]
+    fn copied_claims_sign_to_the_same_string_whatever_their_order() {
+        let c = codec(&[]);
+        let mut one = claims(TokenType::Refresh, now() + 60);
+        one.extra
+            .insert("roles".into(), serde_json::json!(["a", "b"]));
+        one.extra
+            .insert("email".into(), serde_json::json!("z@example.com"));
+        let mut two = one.clone();
+        two.extra = one
+            .extra
+            .iter()
+            .rev()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let token = c.encode(&one).unwrap();
+        assert_eq!(token, c.encode(&two).unwrap());
+        assert_eq!(c.decode(&token, TokenType::Refresh).unwrap(), one);
+        // A claim we write ourselves is never written twice, whatever `extra` holds.
+        let mut clash = claims(TokenType::Access, now() + 60);
+        clash
+            .extra
+            .insert("user_id".into(), serde_json::json!("someone-else"));
+        let p = payload(&c.encode(&clash).unwrap());
+        assert_eq!(p["user_id"], "7");
+    }
+
+    #[test]
+    fn times_are_integers_and_exp_ends_at_its_own_second() {
+        let t = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert!(check_times(&t(serde_json::json!({"exp": 100})), 0, 99).is_ok());
+        assert!(check_times(&t(serde_json::json!({"exp": 100})), 0, 100).is_err());
+        assert!(check_times(&t(serde_json::json!({"exp": 100})), 5, 104).is_ok());
+        assert!(check_times(&t(serde_json::json!({"exp": 100})), 5, 105).is_err());
+        for bad in [
+            serde_json::json!({"exp": 100.0}),
+            serde_json::json!({"exp": 100, "iat": 1.5}),
+            serde_json::json!({"exp": 100, "nbf": "1"}),
+            serde_json::json!({"exp": 100, "iat": -1}),
+            serde_json::json!({}),
+        ] {
+            assert!(check_times(&t(bad.clone()), 0, 1).is_err(), "{bad}");
+        }
     }
 
     #[test]

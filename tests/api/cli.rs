@@ -154,6 +154,115 @@ async fn users_added_deactivated_and_activated_from_the_command_line() {
     assert!(text(&missing.stderr).contains("no user named"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwd_delete_and_import_say_what_they_did() {
+    let url = shared_redis_url();
+    let env = [("REDIS_URL", url.as_str())];
+    let name = unique("cli-pw");
+    let out = refreshd(&["user", "add", &name], &env, "first-pw\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let app = spawn_app(Backend::Redis).await;
+    let tokens = app.login(&name, "first-pw").await.tokens();
+
+    let out = refreshd(&["user", "passwd", &name], &env, "second-pw\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("password of {name} changed; 1 sessions ended")
+    );
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        401,
+        INVALID_REFRESH,
+    );
+    assert_detail(&app.login(&name, "first-pw").await, 401, BAD_CREDENTIALS);
+    assert_detail(&app.login(&name, "second-pw").await, 200, LOGGED_IN);
+
+    let out = refreshd(&["user", "deactivate", &name], &env, "");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("user {name} deactivated; 1 sessions ended")
+    );
+    let out = refreshd(&["user", "activate", &name], &env, "");
+    assert_eq!(text(&out.stdout).trim(), format!("user {name} activated"));
+    let list = text(&refreshd(&["user", "list"], &env, "").stdout);
+    assert_eq!(list.lines().next(), Some("ID\tUSERNAME\tSTATE"), "{list}");
+
+    let out = refreshd(&["user", "delete", &name], &env, "");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("user {name} deleted; 0 sessions ended"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&refreshd(&["user", "list"], &env, "").stdout).contains(&name));
+    let again = refreshd(&["user", "delete", &name], &env, "");
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("no user named"));
+
+    // An import: one record unreadable, reported by position; exit 1; a re-run updates.
+    let (alice, bob) = (unique("imp-a"), unique("imp-b"));
+    let (alice_id, bob_id) = (unique("8"), unique("8"));
+    let dump = serde_json::json!([
+        {"model": "auth.user", "pk": alice_id, "fields": {"username": alice, "is_active": true,
+         "password": "pbkdf2_sha256$1000$saltsaltsalt$z7ra2+XqzhrNw4lcriWCBBUiNujmV4W08bZ3yCqcO3o="}},
+        {"model": "auth.user", "pk": bob_id, "fields": {"username": bob, "is_active": true,
+         "password": "!unusable"}},
+        {"model": "auth.user", "fields": {"username": "no-pk", "password": ""}},
+    ]);
+    let dir = std::env::temp_dir().join(unique("dump"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.json");
+    std::fs::write(&file, dump.to_string()).unwrap();
+    let file = file.to_str().unwrap();
+    for expected in [
+        "imported 2, updated 0, skipped 1",
+        "imported 0, updated 2, skipped 1",
+    ] {
+        let out = refreshd(&["user", "import", "--django", file], &env, "");
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), expected, "{}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("record 3: skipped: no pk"), "{err}");
+        assert!(
+            err.contains(&format!("record 2 ({bob}): unusable password")),
+            "{err}"
+        );
+    }
+    assert_detail(
+        &app.login(&alice, "correct horse \u{fc}").await,
+        200,
+        LOGGED_IN,
+    );
+    assert_detail(&app.login(&bob, "!unusable").await, 401, BAD_CREDENTIALS);
+    // A file that is not a dump changes nothing.
+    std::fs::write(dir.join("bad.json"), "{\"not\": \"a dump\"}").unwrap();
+    let out = refreshd(
+        &[
+            "user",
+            "import",
+            "--django",
+            dir.join("bad.json").to_str().unwrap(),
+        ],
+        &env,
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("nothing imported"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+
+    // The help names where the settings come from.
+    let help = text(&refreshd(&["user", "passwd", "--help"], &[], "").stdout);
+    assert!(
+        help.contains("REDIS_URL") && help.contains(".env"),
+        "{help}"
+    );
+}
+
 #[test]
 fn user_commands_need_redis() {
     let out = refreshd(&["user", "list"], &[], "");

@@ -309,11 +309,11 @@ fn the_demo_user_service_adds_demo_once_and_never_in_production() {
         run("Production").contains("no demo user"),
         "APP_ENV is read without regard to case, by the server and so here"
     );
-    assert_eq!(users(), "", "no user in production");
+    assert_eq!(users(), "ID\tUSERNAME\tSTATE\n", "no user in production");
     run("development");
     assert!(users().contains("\tdemo\tactive"), "{}", users());
     assert!(run("development").contains("user demo exists"));
-    assert_eq!(users().lines().count(), 1);
+    assert_eq!(users().lines().count(), 2, "a header and demo");
     // Without a Redis the service fails, so refreshd does not start without its demo user.
     redis.stop();
     let out = std::process::Command::new("sh")

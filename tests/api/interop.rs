@@ -222,3 +222,192 @@ async fn simplejwt_refuses_our_tokens_when_the_key_differs() {
     assert_eq!(checked["access"]["ok"], false, "{checked}");
     assert_eq!(checked["refresh"]["ok"], false, "{checked}");
 }
+
+/// Runs tests/interop/django_users.py (Django's make_password and dumpdata) with one request.
+fn django(request: Value) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/django_users.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "Django driver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn every_django_hasher_logs_in_and_is_upgraded_on_every_store() {
+    use refreshd::domain::{User, UserId, Username};
+    let password = "Tr0ub4dor&3 \u{e9}t\u{e9}";
+    let made = django(json!({"password": password}));
+    for backend in [Backend::Memory, Backend::Redis, Backend::Cluster] {
+        let app = spawn_app(backend).await;
+        for (hasher, hash) in made["hashes"].as_object().unwrap() {
+            let user = User {
+                id: UserId::parse(&unique("dj")).unwrap(),
+                username: Username::parse(&unique(hasher)).unwrap(),
+                password_hash: hash.as_str().unwrap().to_owned(),
+                is_active: true,
+            };
+            app.store.import_user(&user).await.unwrap();
+            let name = user.username.as_str();
+            assert_detail(&app.login(name, "wrong").await, 401, BAD_CREDENTIALS);
+            assert_detail(&app.login(name, password).await, 200, LOGGED_IN);
+            let stored = app
+                .store
+                .user_by_username(&user.username)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash;
+            assert!(
+                stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+                "{backend:?} {hasher}: {stored}"
+            );
+            assert_detail(&app.login(name, password).await, 200, LOGGED_IN);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn a_real_django_projects_dumpdata_imports_and_its_users_log_in() {
+    let (alice, bob, carol) = (unique("alice"), unique("bob"), unique("carol"));
+    let made = django(json!({"password": "unused", "users": [
+        {"username": alice, "password": "alice-pw \u{fc}", "is_active": true},
+        {"username": bob, "password": "bob-pw", "is_active": false},
+        {"username": carol, "password": null, "is_active": true},
+    ]}));
+    // Django numbered them 1, 2, 3; other tests share this Redis, so give them ids of their own.
+    let mut dump = made["dumpdata"].clone();
+    let mut ids = Vec::new();
+    for record in dump.as_array_mut().unwrap() {
+        let id = format!("{}{}", record["pk"], unique("x"));
+        record["pk"] = json!(id);
+        ids.push(id);
+    }
+    let dir = std::env::temp_dir().join(unique("dumpdata"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("users.json");
+    std::fs::write(&file, dump.to_string()).unwrap();
+    let url = shared_redis_url();
+    let import = || {
+        Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .args(["user", "import", "--django", file.to_str().unwrap()])
+            .env_clear()
+            .env("REDIS_URL", &url)
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = import();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "imported 3, updated 0, skipped 0",
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("record 3 ({carol}): unusable password")),
+        "{stderr}"
+    );
+    let out = import();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "imported 0, updated 3, skipped 0"
+    );
+
+    let app = spawn_app(Backend::Redis).await;
+    let login = app.login(&alice, "alice-pw \u{fc}").await;
+    assert_detail(&login, 200, LOGGED_IN);
+    assert_eq!(
+        claims_of(&login.tokens().access)["user_id"],
+        ids[0].as_str()
+    );
+    let stored = app
+        .store
+        .user_by_username(&refreshd::domain::Username::parse(&alice).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert!(
+        stored.starts_with("$argon2id$"),
+        "rehashed at login: {stored}"
+    );
+    assert_detail(&app.login(&bob, "bob-pw").await, 401, BAD_CREDENTIALS);
+    // An unusable password logs in with nothing, not even its own text.
+    let unusable = dump[2]["fields"]["password"].as_str().unwrap();
+    assert!(unusable.starts_with('!'));
+    for attempt in [unusable, "unused", "x"] {
+        assert_detail(&app.login(&carol, attempt).await, 401, BAD_CREDENTIALS);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the SimpleJWT virtualenv that ./scripts/test creates"]
+async fn simplejwt_custom_claims_survive_a_refresh_here_and_its_sliding_token_verifies() {
+    let app = spawn_app_with(
+        Backend::Redis,
+        &[("SIGNING_KEY", DJANGO_SECRET_KEY), ("ALGORITHM", "HS256")],
+    )
+    .await;
+    let id: u32 = 200_000 + u32::from(uuid::Uuid::new_v4().as_bytes()[0]) * 256;
+    let username = unique("django-claims");
+    app.add_user_with_id(&username, "pw-1", Some(&id.to_string()))
+        .await;
+    let custom = json!({"name": "Zo\u{eb}", "email": "zoe@example.com", "roles": ["admin"]});
+    let base =
+        json!({"key": DJANGO_SECRET_KEY, "alg": "HS256", "user_id": id, "username": username});
+    let mut request = base.clone();
+    request["mint"] = json!(["str"]);
+    request["claims"] = custom.clone();
+    request["sliding"] = json!(true);
+    let minted = simplejwt(request)["minted"].clone();
+
+    let reply = app
+        .post_json(
+            "/api/token/refresh/",
+            &json!({"refresh": minted["str"]["refresh"]}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let verified = app
+        .post_json("/api/token/verify/", &json!({"token": minted["sliding"]}))
+        .await;
+    assert_eq!(
+        (verified.status, &verified.json),
+        (200, &json!({})),
+        "{}",
+        verified.text
+    );
+
+    let mut request = base.clone();
+    request["check"] = json!({"access": reply.json["access"], "refresh": reply.json["refresh"]});
+    let checked = simplejwt(request)["checked"].clone();
+    for name in ["access", "refresh"] {
+        let c = &checked[name];
+        assert_eq!(c["ok"], true, "{name}: {c}");
+        for (claim, value) in custom.as_object().unwrap() {
+            assert_eq!(&c["claims"][claim], value, "{name} lost {claim}: {c}");
+        }
+    }
+    assert_eq!(checked["access"]["authenticated_user_id"], id);
+}

@@ -5,9 +5,11 @@ Reads a JSON object on standard input and prints one JSON object:
   {"key": "<SECRET_KEY>", "alg": "HS256", "user_id": 42, "username": "alice",
    "signing_key": "<PEM>", "verifying_key": "<PEM>",   # for RS256/ES256 only
    "mint": ["str", "int", "int-2"],             # refresh tokens to mint with SimpleJWT
+   "claims": {"name": "...", "roles": [...]},    # custom claims put in each minted token
+   "sliding": true,                              # also mint a SlidingToken
    "check": {"name": "<token>", ...}}           # tokens minted elsewhere, to validate here
 
-Answers {"minted": {"str": {"refresh", "access"}, "int": {...}},
+Answers {"minted": {"str": {"refresh", "access"}, "int": {...}, "sliding": "<token>"},
          "checked": {"name": {"ok": true, "type": "access", "claims": {...},
                               "authenticated_user_id": 42} or {"ok": false, "error": "..."}}}
 
@@ -52,7 +54,12 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIRequestFactory  # noqa: E402
 from rest_framework_simplejwt.authentication import JWTAuthentication  # noqa: E402
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken, UntypedToken  # noqa: E402
+from rest_framework_simplejwt.tokens import (  # noqa: E402
+    AccessToken,
+    RefreshToken,
+    SlidingToken,
+    UntypedToken,
+)
 
 call_command("migrate", verbosity=0)
 user = get_user_model().objects.create_user(
@@ -64,7 +71,12 @@ for form in request.get("mint", []):
     refresh = RefreshToken.for_user(user)  # writes user_id as a string (5.5)
     if form.split("-")[0] == "int":  # "int", or "int-<anything>" for another one
         refresh["user_id"] = user.id  # as 5.4 and earlier wrote it
+    for claim, value in request.get("claims", {}).items():  # a custom TokenObtainPairSerializer
+        refresh[claim] = value
     minted[form] = {"refresh": str(refresh), "access": str(refresh.access_token)}
+
+if request.get("sliding"):
+    minted["sliding"] = str(SlidingToken.for_user(user))
 
 checked = {}
 for name, token in request.get("check", {}).items():

@@ -1,20 +1,33 @@
--- Ends every session of a user (an operator's logout-all), and with `deactivate` also marks the
--- user inactive and sets the user's cut-off: tokens minted elsewhere issued at or before that
--- second stay refused, even after a re-activation.
--- Returns how many live sessions were ended, or -1 when `deactivate` names no user.
+-- Ends every session of a user (an operator's logout-all). With a `change`, also changes the user
+-- and sets the user's cut-off: tokens minted elsewhere issued at or before that second stay
+-- refused, even after a re-activation or should a deleted id come back.
+--   'deactivate'  marks the user inactive
+--   'password'    sets `password_hash` (`user passwd`)
+--   'delete'      removes the record, all but the cut-off
+-- Returns how many live sessions were ended, or -1 when a change names no user.
 
 local index_key = KEYS[1]
 local user_key = KEYS[2]
 
 local session_prefix = ARGV[1]
-local deactivate = ARGV[2]
+local change = ARGV[2]
+local password_hash = ARGV[3]
 
-if deactivate == '1' then
-  if redis.call('EXISTS', user_key) == 0 then
+if change ~= '' then
+  if not redis.call('HGET', user_key, 'username') then
     return -1
   end
   local t = redis.call('TIME')
-  redis.call('HSET', user_key, 'active', '0', 'cut', t[1])
+  if change == 'deactivate' then
+    redis.call('HSET', user_key, 'active', '0', 'cut', t[1])
+  elseif change == 'password' then
+    redis.call('HSET', user_key, 'password', password_hash, 'cut', t[1])
+  elseif change == 'delete' then
+    redis.call('DEL', user_key)
+    redis.call('HSET', user_key, 'cut', t[1])
+  else
+    return redis.error_reply('unknown change ' .. change)
+  end
 end
 local ended = 0
 for _, sid in ipairs(redis.call('ZRANGE', index_key, 0, -1)) do
