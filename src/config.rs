@@ -17,6 +17,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("WORKERS", "0"),
     ("REDIS_URL", ""),
     ("REDIS_CLUSTER_NODES", ""),
+    ("REDIS_CA_FILE", ""),
+    ("REDIS_CLIENT_CERT_FILE", ""),
+    ("REDIS_CLIENT_KEY_FILE", ""),
     ("STORE_TIMEOUT", "2s"),
     ("SHUTDOWN_TIMEOUT", "10s"),
     ("REQUEST_BODY_TIMEOUT", "10s"),
@@ -158,6 +161,11 @@ pub struct Settings {
     pub redis_url: Option<Secret>,
     /// A Redis Cluster's seed nodes (`redis://host:port` each), instead of REDIS_URL.
     pub redis_cluster_nodes: Vec<String>,
+    /// For `rediss://`: a PEM file of the only roots trusted (unset: the system's roots).
+    pub redis_ca_file: Option<String>,
+    /// For mutual TLS: a PEM client certificate (chain) and its private key.
+    pub redis_client_cert_file: Option<String>,
+    pub redis_client_key_file: Option<String>,
     pub store_timeout: Duration,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
@@ -472,6 +480,9 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            redis_ca_file: r.optional("REDIS_CA_FILE"),
+            redis_client_cert_file: r.optional("REDIS_CLIENT_CERT_FILE"),
+            redis_client_key_file: r.optional("REDIS_CLIENT_KEY_FILE"),
             store_timeout: r.duration("STORE_TIMEOUT"),
             shutdown_timeout: r.duration("SHUTDOWN_TIMEOUT"),
             request_body_timeout: r.duration("REQUEST_BODY_TIMEOUT"),
@@ -681,31 +692,80 @@ impl Settings {
         if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
             problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: name one store".into());
         }
-        // This build speaks plain Redis only: a rediss:// URL would fail at the first connection
-        // with the client library's words instead of ours.
-        const NO_TLS: &str = "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel (stunnel, a sidecar) and name it redis://";
-        if let Some(url) = &self.redis_url {
-            let url = String::from_utf8_lossy(url.expose()).to_ascii_lowercase();
-            if url.starts_with("rediss://") {
-                problems.push(format!("REDIS_URL: {NO_TLS}"));
-            } else if !(url.starts_with("redis://")
-                || url.starts_with("unix://")
-                || url.starts_with("redis+unix://"))
-            {
-                problems.push(
-                    "REDIS_URL must be a redis://[user:password@]host:port[/db] URL (or unix:///path/to/socket)".into(),
-                );
+        let urls: Vec<(&str, String)> = self
+            .redis_url
+            .iter()
+            .map(|u| {
+                (
+                    "REDIS_URL",
+                    String::from_utf8_lossy(u.expose()).into_owned(),
+                )
+            })
+            .chain(
+                self.redis_cluster_nodes
+                    .iter()
+                    .map(|n| ("REDIS_CLUSTER_NODES", n.clone())),
+            )
+            .collect();
+        for (var, url) in &urls {
+            let lower = url.to_ascii_lowercase();
+            let known = if *var == "REDIS_URL" {
+                ["rediss://", "redis://", "unix://", "redis+unix://"].as_slice()
+            } else {
+                ["rediss://", "redis://"].as_slice()
+            };
+            if !known.iter().any(|k| lower.starts_with(k)) {
+                problems.push(if *var == "REDIS_URL" {
+                    "REDIS_URL must be a redis://[user:password@]host:port[/db] or rediss:// (TLS) URL (or unix:///path/to/socket)".into()
+                } else {
+                    format!(
+                        "REDIS_CLUSTER_NODES: {:?} is not a redis://host:port or rediss://host:port URL",
+                        redact_url(url)
+                    )
+                });
             }
-        }
-        for node in &self.redis_cluster_nodes {
-            let node = node.to_ascii_lowercase();
-            if node.starts_with("rediss://") {
-                problems.push(format!("REDIS_CLUSTER_NODES: {NO_TLS}"));
-            } else if !node.starts_with("redis://") {
+            // The client library's `#insecure` turns certificate checks off; refreshd never does.
+            if lower.starts_with("rediss://") && lower.contains('#') {
                 problems.push(format!(
-                    "REDIS_CLUSTER_NODES: {node:?} is not a redis://host:port URL"
+                    "{var}: a #fragment (such as #insecure) is not allowed on a rediss:// URL: certificates are always verified (give REDIS_CA_FILE for a private CA)"
                 ));
             }
+        }
+        let tls: Vec<bool> = urls
+            .iter()
+            .map(|(_, u)| u.to_ascii_lowercase().starts_with("rediss://"))
+            .collect();
+        if tls.contains(&true) && tls.contains(&false) {
+            problems.push("REDIS_CLUSTER_NODES mixes rediss:// and redis:// nodes: name every node with one scheme".into());
+        }
+        let tls_files = [
+            ("REDIS_CA_FILE", &self.redis_ca_file, "CERTIFICATE"),
+            (
+                "REDIS_CLIENT_CERT_FILE",
+                &self.redis_client_cert_file,
+                "CERTIFICATE",
+            ),
+            (
+                "REDIS_CLIENT_KEY_FILE",
+                &self.redis_client_key_file,
+                "PRIVATE KEY",
+            ),
+        ];
+        for (var, path, pem) in tls_files {
+            let Some(path) = path else { continue };
+            if !tls.contains(&true) {
+                problems.push(format!(
+                    "{var} is set but no Redis URL is rediss://: name the Redis with rediss:// for TLS (or unset {var})"
+                ));
+            }
+            match std::fs::read_to_string(path) {
+                Ok(text) if text.contains("-----BEGIN") && text.contains(pem) => {}
+                Ok(_) => problems.push(format!("{var}={path} holds no PEM {pem}")),
+                Err(e) => problems.push(format!("{var}={path} cannot be read: {e}")),
+            }
+        }
+        if self.redis_client_cert_file.is_some() != self.redis_client_key_file.is_some() {
+            problems.push("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both for mutual TLS, or neither".into());
         }
         if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
             problems.push("LOGIN_FAILURE_WINDOW must be longer than 0 (or set LOGIN_MAX_FAILURES=0 to turn limiting off)".into());
@@ -773,6 +833,9 @@ impl Settings {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            ("REDIS_CA_FILE", opt(&self.redis_ca_file)),
+            ("REDIS_CLIENT_CERT_FILE", opt(&self.redis_client_cert_file)),
+            ("REDIS_CLIENT_KEY_FILE", opt(&self.redis_client_key_file)),
             ("STORE_TIMEOUT", d(self.store_timeout)),
             ("SHUTDOWN_TIMEOUT", d(self.shutdown_timeout)),
             ("REQUEST_BODY_TIMEOUT", d(self.request_body_timeout)),
@@ -1161,15 +1224,61 @@ mod tests {
         let p = problems(&[("SIGNING_KEY_FILE", empty.to_str().unwrap())]);
         assert_eq!(p.len(), 1, "{p:#?}");
         assert!(p[0].ends_with("is empty: put the value in it"), "{p:#?}");
-        let p = problems(&[("REDIS_URL", "rediss://cache:6380/")]);
+        assert!(settings(&[("REDIS_URL", "rediss://u:pw@cache:6380/")]).is_ok());
+        let p = problems(&[("REDIS_URL", "rediss://cache:6380/#insecure")]);
         assert!(
-            p[0].starts_with("REDIS_URL: rediss:// (TLS) is not built in"),
+            p[0].starts_with("REDIS_URL: a #fragment (such as #insecure) is not allowed"),
             "{p:#?}"
         );
         let p = problems(&[("REDIS_URL", "cache:6379")]);
         assert!(p[0].starts_with("REDIS_URL must be a redis://"), "{p:#?}");
         let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
         assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn redis_tls_files_are_checked_and_need_a_rediss_url() {
+        let dir = std::env::temp_dir().join(format!("refreshd-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ca = ca.to_str().unwrap();
+        assert!(settings(&[("REDIS_URL", "rediss://cache/"), ("REDIS_CA_FILE", ca)]).is_ok());
+        let p = problems(&[("REDIS_URL", "redis://cache/"), ("REDIS_CA_FILE", ca)]);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("REDIS_CA_FILE is set but no Redis URL is rediss://"),
+            "{p:#?}"
+        );
+        let p = problems(&[
+            ("REDIS_URL", "rediss://cache/"),
+            ("REDIS_CA_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert!(
+            p[0].starts_with("REDIS_CA_FILE=/nonexistent/ca.pem cannot be read"),
+            "{p:#?}"
+        );
+        let p = problems(&[
+            ("REDIS_URL", "rediss://cache/"),
+            ("REDIS_CLIENT_KEY_FILE", ca),
+        ]);
+        assert!(
+            p.iter().any(|m| m.contains("holds no PEM PRIVATE KEY")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m
+                    .starts_with("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together")),
+            "{p:#?}"
+        );
+        let p = problems(&[("REDIS_CLUSTER_NODES", "rediss://a:7000,redis://b:7000")]);
+        assert!(p[0].contains("mixes rediss:// and redis://"), "{p:#?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

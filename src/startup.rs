@@ -15,12 +15,12 @@ use crate::config::Settings;
 use crate::domain::Username;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+use crate::store::{MemoryStore, RedisOptions, RedisStore, Store, StoreError};
 use crate::tokens::TokenCodec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot reach Redis (REDIS_URL or REDIS_CLUSTER_NODES): {0}")]
+    #[error("cannot use Redis (REDIS_URL or REDIS_CLUSTER_NODES): {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
     Keys(#[from] crate::tokens::keys::KeyError),
@@ -44,11 +44,14 @@ pub async fn open_store(
     let store = match &settings.redis_url {
         Some(url) => {
             let url = String::from_utf8_lossy(url.expose()).into_owned();
-            RedisStore::connect(&url, settings.store_timeout).await?
+            RedisStore::connect_with(&url, &redis_options(settings)?).await?
         }
         None if !settings.redis_cluster_nodes.is_empty() => {
-            RedisStore::connect_cluster(&settings.redis_cluster_nodes, settings.store_timeout)
-                .await?
+            RedisStore::connect_cluster_with(
+                &settings.redis_cluster_nodes,
+                &redis_options(settings)?,
+            )
+            .await?
         }
         None => return Ok(Arc::new(MemoryStore::new())),
     };
@@ -56,6 +59,24 @@ pub async fn open_store(
         Some(m) => store.with_metrics(m),
         None => store,
     }))
+}
+
+/// The store's deadline and TLS material, the files read now (validation saw them readable).
+fn redis_options(settings: &Settings) -> Result<RedisOptions, StoreError> {
+    let read = |var: &str, path: &Option<String>| {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| StoreError::Unavailable(format!("{var}={p}: {e}")))
+            })
+            .transpose()
+    };
+    let cert = read("REDIS_CLIENT_CERT_FILE", &settings.redis_client_cert_file)?;
+    let key = read("REDIS_CLIENT_KEY_FILE", &settings.redis_client_key_file)?;
+    Ok(RedisOptions {
+        timeout: settings.store_timeout,
+        ca: read("REDIS_CA_FILE", &settings.redis_ca_file)?,
+        client_cert: cert.zip(key),
+    })
 }
 
 pub struct Application {

@@ -135,12 +135,100 @@ pub struct RedisStore {
     scripts: Arc<Scripts>,
 }
 
+/// How to reach Redis beyond its URL: the deadline of every call, and the TLS material for
+/// `rediss://` URLs (PEM, as read from the files the settings name).
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    pub timeout: Duration,
+    /// The only roots a `rediss://` server's certificate may chain to; `None`: the system's.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its private key, for mutual TLS.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisOptions {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
+
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client_cert
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: self.ca.clone(),
+        }
+    }
+
+    /// Where a server certificate is checked, for messages.
+    fn roots(&self) -> &'static str {
+        if self.ca.is_some() {
+            "REDIS_CA_FILE"
+        } else {
+            "the system's roots"
+        }
+    }
+}
+
+fn is_tls(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+}
+
+/// rustls needs one crypto provider for the process; ring, chosen once.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client for one URL: `rediss://` always verifies the server (host name included) against
+/// `options`' roots. The URL's `#insecure` switch is refused by the settings and not built in.
+fn client_for(url: &str, options: &RedisOptions) -> Result<redis::Client, StoreError> {
+    let client = if is_tls(url) {
+        install_tls_provider();
+        redis::Client::build_with_tls(url, options.certificates())
+    } else {
+        redis::Client::open(url)
+    };
+    // The error names what is wrong with the URL, never the URL itself (it may hold a password).
+    client.map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))
+}
+
+/// A failed first connection, said so that an operator can act: a certificate that does not
+/// verify is named as such (and never retried in plain text).
+fn connect_error(e: redis::RedisError, options: &RedisOptions) -> StoreError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
+        return StoreError::Unavailable(format!(
+            "TLS to Redis failed, the server's certificate checked against {}: {text}",
+            options.roots()
+        ));
+    }
+    unavailable(e)
+}
+
 impl RedisStore {
     /// Connects, failing within `timeout` when Redis cannot be reached. Afterwards the
     /// connection re-establishes itself in the background whenever it drops.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+        Self::connect_with(url, &RedisOptions::new(timeout)).await
+    }
+
+    /// As `connect`, with TLS material for a `rediss://` URL.
+    pub async fn connect_with(url: &str, options: &RedisOptions) -> Result<Self, StoreError> {
+        let timeout = options.timeout;
+        let client = client_for(url, options)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -152,7 +240,7 @@ impl RedisStore {
         )
         .await
         .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
-        .map_err(unavailable)?;
+        .map_err(|e| connect_error(e, options))?;
         let mut store = Self::with_conn(Conn::Single(conn), timeout);
         store.single = Some((client, config));
         // The first use of a store sets its epoch (SPEC 4): foreign tokens issued before it are
@@ -199,7 +287,21 @@ impl RedisStore {
     /// Connects to a Redis Cluster through its seed nodes. Every session's keys share one hash
     /// slot, so each rotation is still one atomic script on one node.
     pub async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::cluster::ClusterClient::builder(nodes.to_vec())
+        Self::connect_cluster_with(nodes, &RedisOptions::new(timeout)).await
+    }
+
+    /// As `connect_cluster`, with TLS material for `rediss://` nodes.
+    pub async fn connect_cluster_with(
+        nodes: &[String],
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let timeout = options.timeout;
+        let mut builder = redis::cluster::ClusterClient::builder(nodes.to_vec());
+        if nodes.iter().any(|n| is_tls(n)) {
+            install_tls_provider();
+            builder = builder.certs(options.certificates());
+        }
+        let client = builder
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(1)
@@ -210,7 +312,7 @@ impl RedisStore {
         let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
             .await
             .map_err(|_| StoreError::Unavailable("timed out connecting to the cluster".into()))?
-            .map_err(unavailable)?;
+            .map_err(|e| connect_error(e, options))?;
         let store = Self::with_conn(Conn::Cluster(conn), timeout);
         store.epoch().await?;
         Ok(store)

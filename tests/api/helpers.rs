@@ -72,9 +72,11 @@ pub struct RedisProcess {
     dir: PathBuf,
     persistent: bool,
     cluster: bool,
+    /// More `redis-server` arguments (TLS, replication, sentinel).
+    extra: String,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -94,15 +96,21 @@ fn free_cluster_port() -> u16 {
 impl RedisProcess {
     /// Starts a server; `persistent` keeps its data on disk across `restart`.
     pub fn start(persistent: bool) -> Self {
-        Self::launch(free_port(), persistent, false)
+        Self::launch(free_port(), persistent, false, "")
+    }
+
+    /// Starts a server with more arguments (such as `--tls-port`); `port` stays plain text, for
+    /// the test's own look behind the application's back.
+    pub fn start_with(persistent: bool, extra: &str) -> Self {
+        Self::launch(free_port(), persistent, false, extra)
     }
 
     /// Starts a cluster-enabled node (persistent, so that it can rejoin after a restart).
     pub fn start_cluster_node() -> Self {
-        Self::launch(free_cluster_port(), true, true)
+        Self::launch(free_cluster_port(), true, true, "")
     }
 
-    fn launch(port: u16, persistent: bool, cluster: bool) -> Self {
+    fn launch(port: u16, persistent: bool, cluster: bool, extra: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("refreshd-test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir for redis");
@@ -112,6 +120,7 @@ impl RedisProcess {
             dir,
             persistent,
             cluster,
+            extra: extra.to_owned(),
         };
         r.spawn();
         r
@@ -129,12 +138,13 @@ impl RedisProcess {
             );
         }
         let script = format!(
-            "redis-server --bind 127.0.0.1 --port {port} --dir '{dir}' {persistence} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
+            "redis-server --bind 127.0.0.1 --port {port} --dir '{dir}' {persistence} {extra} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
              echo $r; \
              while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; \
              kill -9 $r 2>/dev/null",
             port = self.port,
             dir = self.dir.display(),
+            extra = self.extra,
             parent = std::process::id(),
         );
         let mut child = Command::new("sh")
@@ -230,6 +240,105 @@ fn wait_for_redis(port: u16) {
             "redis-server on port {port} did not come up"
         );
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A private certificate authority made for one test (openssl CLI), with certificates it signs.
+pub struct TestCa {
+    pub dir: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("refreshd-test-ca"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A name of its own: two test CAs must not pass for one another.
+        let subject = format!("/CN={}", dir.file_name().unwrap().to_str().unwrap());
+        let ca = Self { dir };
+        ca.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+        ]);
+        ca
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_owned()
+    }
+
+    /// Signs `<name>.pem` (key `<name>.key`) with the given x509v3 extensions, such as
+    /// `subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth`.
+    pub fn issue(&self, name: &str, extensions: &str) {
+        let ext = format!("{name}.ext");
+        std::fs::write(self.dir.join(&ext), extensions).unwrap();
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -19,6 +19,7 @@ mod openapi;
 mod operations;
 mod outage;
 mod readme;
+mod redis_prod;
 mod refresh;
 mod rotation;
 mod routes;

@@ -1,0 +1,248 @@
+//! Production Redis as operators run it (SPEC 5): TLS verified against a private CA, mutual TLS,
+//! an ACL user whose password never reaches a log. Each test runs its own redis-server(s) on
+//! loopback, so that they run in parallel with the rest.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use refreshd::config::Settings;
+use refreshd::startup::Application;
+
+use crate::helpers::*;
+
+/// A redis-server speaking TLS on its second port, with a certificate for `localhost` signed by
+/// `ca`; `clients` is `--tls-auth-clients` (`no`, or `yes` for mutual TLS).
+fn tls_redis(ca: &TestCa, clients: &str) -> (RedisProcess, u16) {
+    ca.issue(
+        "server",
+        "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    let tls_port = free_port();
+    let redis = RedisProcess::start_with(
+        false,
+        &format!(
+            "--tls-port {tls_port} --tls-cert-file '{}' --tls-key-file '{}' --tls-ca-cert-file '{}' --tls-auth-clients {clients}",
+            ca.path("server.pem"),
+            ca.path("server.key"),
+            ca.path("ca.pem"),
+        ),
+    );
+    (redis, tls_port)
+}
+
+fn settings(vars: &[(&str, &str)]) -> Settings {
+    settings_with(Backend::Memory, vars)
+}
+
+/// Builds the application and expects it to refuse to start: the reason, as the log says it.
+async fn refusal(vars: &[(&str, &str)]) -> String {
+    let started = Instant::now();
+    let outcome = Application::build(settings(vars)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refusing took {:?}",
+        started.elapsed()
+    );
+    match outcome {
+        Ok(_) => panic!("the application started with {vars:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Runs the real binary with only `env`, `stdin` on its standard input.
+fn refreshd(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_works_over_tls_verified_against_the_private_ca() {
+    let ca = TestCa::new();
+    let (_redis, tls_port) = tls_redis(&ca, "no");
+    let url = format!("rediss://localhost:{tls_port}/");
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_URL", &url),
+        ("REDIS_CA_FILE", &ca.path("ca.pem")),
+    ]))
+    .await;
+    assert_eq!(app.store.kind(), "redis");
+    let (_, tokens) = app.logged_in().await;
+    let reply = app.refresh_with_cookie(&tokens.refresh).await;
+    assert_detail(&reply, 200, REFRESHED);
+    let next = reply.tokens().refresh;
+    assert_detail(&app.refresh_with_cookie(&next).await, 200, REFRESHED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_does_not_verify_stops_the_start_saying_why() {
+    let ca = TestCa::new();
+    let (_redis, tls_port) = tls_redis(&ca, "no");
+    let url = format!("rediss://localhost:{tls_port}/");
+
+    // Another CA: the server's certificate chains to nothing trusted.
+    let other = TestCa::new();
+    let why = refusal(&[
+        ("REDIS_URL", &url),
+        ("REDIS_CA_FILE", &other.path("ca.pem")),
+    ])
+    .await;
+    assert!(
+        why.contains("TLS to Redis failed") && why.contains("REDIS_CA_FILE"),
+        "{why}"
+    );
+    assert!(why.contains("UnknownIssuer"), "{why}");
+
+    // The system's roots do not know a private CA either.
+    let why = refusal(&[("REDIS_URL", &url)]).await;
+    assert!(why.contains("the system's roots"), "{why}");
+
+    // The right CA, but the certificate names localhost, not 127.0.0.1: the host name counts.
+    let by_address = format!("rediss://127.0.0.1:{tls_port}/");
+    let why = refusal(&[
+        ("REDIS_URL", &by_address),
+        ("REDIS_CA_FILE", &ca.path("ca.pem")),
+    ])
+    .await;
+    assert!(why.contains("not valid for name"), "{why}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_needs_the_client_certificate_and_works_with_it() {
+    let ca = TestCa::new();
+    let (_redis, tls_port) = tls_redis(&ca, "yes");
+    ca.issue("client", "extendedKeyUsage=clientAuth\n");
+    let url = format!("rediss://localhost:{tls_port}/");
+    let ca_file = ca.path("ca.pem");
+
+    let why = refusal(&[("REDIS_URL", &url), ("REDIS_CA_FILE", &ca_file)]).await;
+    assert!(why.contains("cannot use Redis"), "{why}");
+
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_URL", &url),
+        ("REDIS_CA_FILE", &ca_file),
+        ("REDIS_CLIENT_CERT_FILE", &ca.path("client.pem")),
+        ("REDIS_CLIENT_KEY_FILE", &ca.path("client.key")),
+    ]))
+    .await;
+    let (_, tokens) = app.logged_in().await;
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        200,
+        REFRESHED,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_in_the_url_works_and_its_password_never_reaches_a_log() {
+    let ca = TestCa::new();
+    let (redis, tls_port) = tls_redis(&ca, "no");
+    let password = format!("pw-{}", unique("acl"));
+    let mut admin = redis_conn(&redis.url()).await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("refreshd")
+        .arg("on")
+        .arg(format!(">{password}"))
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    // Nobody else gets in: the default user is off.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("off")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("rediss://refreshd:{password}@localhost:{tls_port}/");
+    let ca_file = ca.path("ca.pem");
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_CA_FILE", ca_file.as_str()),
+        ("SIGNING_KEY", test_key()),
+        ("RUST_LOG", "debug"),
+    ];
+
+    // The user commands go through the same TLS connection and ACL user.
+    let name = unique("acl-user");
+    let added = refreshd(&env, &["user", "add", &name], "pw-1234\n");
+    assert!(added.status.success(), "{added:?}");
+    let listed = refreshd(&env, &["user", "list"], "");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&name));
+
+    let server = ServerProcess::start(&env);
+    let client = reqwest::Client::new();
+    let login = Reply::read(
+        client
+            .post(server.url("/api/auth/login/"))
+            .json(&serde_json::json!({"username": name, "password": "pw-1234"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&login, 200, LOGGED_IN);
+    let refreshed = Reply::read(
+        client
+            .post(server.url("/api/auth/token/refresh/"))
+            .header(
+                "cookie",
+                format!("refresh_token={}", login.tokens().refresh),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_detail(&refreshed, 200, REFRESHED);
+    server.signal("-TERM");
+    let (_, log) = server.wait();
+    assert!(log.contains("using Redis"), "{log}");
+
+    // A wrong password stops the start; the log says so without either password.
+    let wrong = format!("rediss://refreshd:{password}-wrong@localhost:{tls_port}/");
+    let failed = refreshd(
+        &[
+            ("REDIS_URL", wrong.as_str()),
+            ("REDIS_CA_FILE", ca_file.as_str()),
+            ("SIGNING_KEY", test_key()),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("RUST_LOG", "debug"),
+        ],
+        &["serve"],
+        "",
+    );
+    assert!(!failed.status.success());
+    let failed_log = String::from_utf8_lossy(&failed.stderr).into_owned()
+        + &String::from_utf8_lossy(&failed.stdout);
+    assert!(failed_log.contains("cannot use Redis"), "{failed_log}");
+    for text in [
+        &log,
+        &failed_log,
+        &String::from_utf8_lossy(&added.stderr).into_owned(),
+    ] {
+        assert!(
+            !text.contains(&password),
+            "the password is in a log:\n{text}"
+        );
+    }
+}
