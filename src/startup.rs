@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::domain::Username;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::store::{MemoryStore, RedisOptions, RedisStore, Store, StoreError};
+use crate::store::{Eviction, MemoryStore, RedisOptions, RedisStore, Store, StoreError};
 use crate::tokens::TokenCodec;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,10 @@ pub enum StartupError {
         "APP_ENV=production: the user demo is active and its password is demo (the docker compose demo leaves it in Redis); anyone could log in as it. Run `refreshd user deactivate demo`, or give it another password, then start again"
     )]
     DemoAccount,
+    #[error(
+        "APP_ENV=production: Redis evicts keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}); it could silently drop sessions and revoked tokens. Set maxmemory-policy noeviction (a full Redis then refuses writes with 503s and loses nothing), or maxmemory 0"
+    )]
+    Evicting { policy: String, maxmemory: u64 },
     #[error("cannot listen on BIND_ADDR={addr}: {source}")]
     Bind {
         addr: String,
@@ -345,6 +349,31 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupE
         } else {
             log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES");
         }
+        check_fitness(settings, store).await?;
+    }
+    Ok(())
+}
+
+/// SPEC 5: an evicting Redis is refused in production and reported otherwise; one that keeps
+/// nothing on disk is reported.
+async fn check_fitness(settings: &Settings, store: &dyn Store) -> Result<(), StartupError> {
+    let fitness = store.fitness().await?;
+    match fitness.eviction {
+        Eviction::Never => {}
+        Eviction::Evicts { policy, maxmemory } if settings.production => {
+            return Err(StartupError::Evicting { policy, maxmemory });
+        }
+        Eviction::Evicts { policy, maxmemory } => log::warn!(
+            "Redis evicts keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}): sessions and revoked tokens can vanish, and /readyz answers 503 while it does. Set maxmemory-policy noeviction; APP_ENV=production refuses to start on it"
+        ),
+        Eviction::Unknown(why) => log::warn!(
+            "could not check Redis' maxmemory-policy (CONFIG GET not allowed: {why}); make sure it is noeviction, or sessions and revoked tokens can vanish"
+        ),
+    }
+    if fitness.persistent == Some(false) {
+        log::warn!(
+            "Redis keeps nothing on disk (appendonly no, no save points): a restart of it logs everyone out. Turn on AOF (appendonly yes, appendfsync everysec)"
+        );
     }
     Ok(())
 }

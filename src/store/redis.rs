@@ -40,13 +40,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use super::{
-    AnswerKind, CheckOutcome, LimitKey, LoginLimits, NewSession, RefreshAnswer, RefreshClaims,
-    RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo, SessionStore, Store,
-    StoreError, TokenCheck, UserStore,
+    AnswerKind, CheckOutcome, Eviction, Fitness, LimitKey, LoginLimits, NewSession, RefreshAnswer,
+    RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo,
+    SessionStore, Store, StoreError, TokenCheck, UserStore,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 use crate::metrics::Metrics;
@@ -393,9 +395,11 @@ fn user_from_fields(id: &UserId, fields: &[Option<String>]) -> Option<User> {
 /// bug (500).
 fn unavailable(e: redis::RedisError) -> StoreError {
     use redis::{ErrorKind, ServerErrorKind};
-    // A plain ERR, but a capacity limit of the server, not a bug of ours.
-    if e.to_string().contains("max number of clients reached") {
-        return StoreError::Unavailable(e.to_string());
+    // Capacity limits of the server, not bugs of ours: out of client slots (a plain ERR), and
+    // out of memory under noeviction (OOM; inside a script, an ERR that quotes it).
+    let text = e.to_string();
+    if text.contains("max number of clients reached") || text.contains("OOM command not allowed") {
+        return StoreError::Unavailable(text);
     }
     match e.kind() {
         ErrorKind::UnexpectedReturnType
@@ -420,6 +424,64 @@ impl Store for RedisStore {
         let mut c = self.conn().await;
         let _: String = self.bounded(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
+    }
+
+    /// CONFIG GET on the Redis (on a cluster, on every master; the worst one counts).
+    async fn fitness(&self) -> Result<Fitness, StoreError> {
+        let mut c = self.conn().await;
+        let mut get = redis::cmd("CONFIG");
+        get.arg("GET")
+            .arg("maxmemory")
+            .arg("maxmemory-policy")
+            .arg("appendonly")
+            .arg("save");
+        let replies: Vec<Value> = match &mut c {
+            Conn::Cluster(cluster) => {
+                let route = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                match self.bounded(cluster.route_command(get, route)).await {
+                    Ok(Value::Map(nodes)) => nodes.into_iter().map(|(_, v)| v).collect(),
+                    Ok(other) => vec![other],
+                    Err(e) => return refused_config(e),
+                }
+            }
+            Conn::Single(_) => match self.bounded(get.query_async::<Value>(&mut c)).await {
+                Ok(v) => vec![v],
+                Err(e) => return refused_config(e),
+            },
+        };
+        let mut fitness = Fitness {
+            eviction: Eviction::Never,
+            persistent: Some(true),
+        };
+        for reply in replies {
+            let config: std::collections::HashMap<String, String> = redis::from_redis_value(reply)
+                .map_err(|e| StoreError::Unexpected(format!("CONFIG GET: {e}")))?;
+            let get = |k: &str| config.get(k).map(String::as_str).unwrap_or("");
+            let maxmemory: u64 = get("maxmemory").parse().unwrap_or(0);
+            let policy = get("maxmemory-policy");
+            if maxmemory > 0 && !policy.is_empty() && policy != "noeviction" {
+                fitness.eviction = Eviction::Evicts {
+                    policy: policy.to_owned(),
+                    maxmemory,
+                };
+            }
+            if get("appendonly") != "yes" && get("save").trim().is_empty() {
+                fitness.persistent = Some(false);
+            }
+        }
+        Ok(fitness)
+    }
+}
+
+/// CONFIG GET not allowed (renamed or disabled by a managed service, or an ACL user without
+/// +config): not known, and not an outage. Anything else is.
+fn refused_config(e: StoreError) -> Result<Fitness, StoreError> {
+    match e {
+        StoreError::Unexpected(why) => Ok(Fitness {
+            eviction: Eviction::Unknown(why),
+            persistent: None,
+        }),
+        other => Err(other),
     }
 }
 

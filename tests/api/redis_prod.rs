@@ -246,3 +246,128 @@ async fn an_acl_user_in_the_url_works_and_its_password_never_reaches_a_log() {
         );
     }
 }
+
+async fn status_of(url: &str) -> u16 {
+    reqwest::get(url).await.unwrap().status().as_u16()
+}
+
+async fn config_set(redis: &RedisProcess, name: &str, value: &str) {
+    let mut admin = redis_conn(&redis.url()).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicting_redis_stops_a_production_start_whatever_its_policy() {
+    for policy in ["allkeys-lru", "volatile-lru"] {
+        let redis = RedisProcess::start_with(
+            true,
+            &format!("--maxmemory 100mb --maxmemory-policy {policy}"),
+        );
+        let why = refusal(&[("APP_ENV", "production"), ("REDIS_URL", &redis.url())]).await;
+        assert!(
+            why.contains(&format!("maxmemory-policy {policy}")) && why.contains("noeviction"),
+            "{why}"
+        );
+    }
+    // noeviction with a limit is what production wants: it starts, and is ready.
+    let redis = RedisProcess::start_with(true, "--maxmemory 100mb --maxmemory-policy noeviction");
+    let app = spawn_with_settings(settings(&[
+        ("APP_ENV", "production"),
+        ("REDIS_URL", &redis.url()),
+    ]))
+    .await;
+    assert_eq!(status_of(&app.url("/readyz")).await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_production_an_evicting_redis_is_warned_about_and_not_ready_while_it_evicts() {
+    // Not persistent either: appendonly no, no save points.
+    let redis = RedisProcess::start_with(false, "--maxmemory 100mb --maxmemory-policy allkeys-lru");
+    let url = redis.url();
+    let server = ServerProcess::start(&[("REDIS_URL", &url), ("SIGNING_KEY", test_key())]);
+    assert_eq!(status_of(&server.url("/readyz")).await, 503);
+    config_set(&redis, "maxmemory-policy", "noeviction").await;
+    assert_eq!(status_of(&server.url("/readyz")).await, 200);
+    config_set(&redis, "maxmemory-policy", "volatile-lru").await;
+    assert_eq!(status_of(&server.url("/readyz")).await, 503);
+    config_set(&redis, "maxmemory", "0").await;
+    assert_eq!(
+        status_of(&server.url("/readyz")).await,
+        200,
+        "no limit, nothing evicted"
+    );
+    server.signal("-TERM");
+    let (_, log) = server.wait();
+    assert!(log.contains("maxmemory-policy allkeys-lru"), "{log}");
+    assert!(log.contains("not ready: Redis evicts keys"), "{log}");
+    assert!(log.contains("Redis keeps nothing on disk"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_config_get_is_not_allowed_the_start_warns_and_goes_on() {
+    let redis = RedisProcess::start(true);
+    let mut admin = redis_conn(&redis.url()).await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(">app-pw-123")
+        .arg("~*")
+        .arg("&*")
+        .arg("+@all")
+        .arg("-config")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://app:app-pw-123@127.0.0.1:{}/", redis.port);
+    let server = ServerProcess::start(&[
+        ("APP_ENV", "production"),
+        ("REDIS_URL", &url),
+        ("SIGNING_KEY", test_key()),
+    ]);
+    assert_eq!(status_of(&server.url("/readyz")).await, 200);
+    server.signal("-TERM");
+    let (_, log) = server.wait();
+    assert!(
+        log.contains("could not check Redis' maxmemory-policy"),
+        "{log}"
+    );
+    assert!(!log.contains("app-pw-123"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_out_of_memory_under_noeviction_is_a_503_and_the_same_token_works_after() {
+    let redis = RedisProcess::start_with(false, "--maxmemory-policy noeviction");
+    let app = spawn_with_settings(settings(&[("REDIS_URL", &redis.url())])).await;
+    let (user, tokens) = app.logged_in().await;
+    config_set(&redis, "maxmemory", "1").await;
+
+    let reply = app.refresh_with_cookie(&tokens.refresh).await;
+    assert_detail(&reply, 503, UNAVAILABLE);
+    assert_no_cookies(&reply);
+    assert_detail(
+        &app.login(user.username.as_str(), "pw-1234").await,
+        503,
+        UNAVAILABLE,
+    );
+    assert_eq!(
+        app.metric("refreshd_refreshes_total{outcome=\"error\"}")
+            .await,
+        0,
+        "an outage, not a bug"
+    );
+
+    // A script is refused before its first write or runs whole: nothing was half-done.
+    config_set(&redis, "maxmemory", "0").await;
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        200,
+        REFRESHED,
+    );
+}
