@@ -252,7 +252,7 @@ impl RedisStore {
     }
 
     /// The connection for this call: on an HTTP worker (a single-threaded runtime), that
-    /// thread's own; elsewhere, or while a worker's own cannot be opened, the shared one.
+    /// thread's own; elsewhere, the shared one. Never waits: connecting is part of the call.
     async fn conn(&self) -> Conn {
         let Some((client, config)) = &self.single else {
             return self.conn.clone();
@@ -271,18 +271,14 @@ impl RedisStore {
         if let Some(c) = local {
             return Conn::Single(c);
         }
-        let opened = tokio::time::timeout(
-            self.timeout,
-            ConnectionManager::new_with_config(client.clone(), config.clone()),
-        )
-        .await;
-        match opened {
-            Ok(Ok(c)) => {
+        // Lazy: made at once, connected by the first call it carries, so that opening it counts
+        // against that call's deadline (bounded) instead of adding a deadline of its own.
+        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+            Ok(c) => {
                 WORKER_CONNECTIONS.with(|all| all.borrow_mut().push((self.id, c.clone())));
                 Conn::Single(c)
             }
-            // Redis is down: the shared connection will say so, and retry later.
-            _ => self.conn.clone(),
+            Err(_) => self.conn.clone(),
         }
     }
 
@@ -306,9 +302,11 @@ impl RedisStore {
         let client = builder
             .connection_timeout(timeout)
             .response_timeout(timeout)
-            .retries(1)
-            .min_retry_wait(50)
-            .max_retry_wait(500)
+            // MOVED, ASK and TRYAGAIN (a resharding, a failover) are followed or retried, each
+            // redirection counting as one; `bounded` stops them all at the call's deadline.
+            .retries(16)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("bad REDIS_CLUSTER_NODES: {e}")))?;
         let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())

@@ -371,3 +371,119 @@ async fn redis_out_of_memory_under_noeviction_is_a_503_and_the_same_token_works_
         REFRESHED,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_opening_its_connection_answers_within_one_store_timeout() {
+    let redis = RedisProcess::start(false);
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_URL", &redis.url()),
+        ("STORE_TIMEOUT", "1s"),
+    ]))
+    .await;
+    // The worker has served nothing yet: its connection is opened by this first request, and
+    // Redis accepts the connection but never answers.
+    redis.pause();
+    let started = Instant::now();
+    let reply = app.login("nobody", "pw").await;
+    let took = started.elapsed();
+    assert_detail(&reply, 503, UNAVAILABLE);
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after {took:?}, more than STORE_TIMEOUT (1s) and its tolerance"
+    );
+    redis.resume();
+    let (_, tokens) = app.logged_in().await;
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        200,
+        REFRESHED,
+    );
+}
+
+/// `CLUSTER` subcommand on one node.
+async fn cluster_cmd(conn: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> redis::Value {
+    redis::cmd("CLUSTER")
+        .arg(args)
+        .query_async(conn)
+        .await
+        .unwrap_or_else(|e| panic!("CLUSTER {args:?}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharding_is_followed_within_the_deadline_not_answered_503() {
+    let cluster = RedisCluster::start();
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_CLUSTER_NODES", &cluster.urls()),
+        ("STORE_TIMEOUT", "2s"),
+    ]))
+    .await;
+    let (user, tokens) = app.logged_in().await;
+    let user_key = format!("refreshd:{{u:{}}}:user", user.id.as_str());
+    let from = cluster.node_of(&user_key);
+    let to = (from + 1) % 3;
+    let mut a = redis_conn(&cluster.nodes[from].url()).await;
+    let mut b = redis_conn(&cluster.nodes[to].url()).await;
+    let slot: i64 =
+        redis::from_redis_value(cluster_cmd(&mut a, &["KEYSLOT", &user_key]).await).unwrap();
+    let slot = slot.to_string();
+    let id = |v: redis::Value| redis::from_redis_value::<String>(v).unwrap();
+    let a_id = id(cluster_cmd(&mut a, &["MYID"]).await);
+    let b_id = id(cluster_cmd(&mut b, &["MYID"]).await);
+
+    // Half-way through a migration: the user's record has moved, its sessions not yet. A
+    // refresh touches both, and Redis answers ASK and TRYAGAIN until the move is done.
+    cluster_cmd(&mut b, &["SETSLOT", &slot, "IMPORTING", &a_id]).await;
+    cluster_cmd(&mut a, &["SETSLOT", &slot, "MIGRATING", &b_id]).await;
+    let migrate = |keys: Vec<String>| {
+        let mut cmd = redis::cmd("MIGRATE");
+        cmd.arg("127.0.0.1")
+            .arg(cluster.nodes[to].port)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(keys);
+        cmd
+    };
+    let _: () = migrate(vec![user_key.clone()])
+        .query_async(&mut a)
+        .await
+        .unwrap();
+    let refresh = {
+        let app_url = app.url("/api/auth/token/refresh/");
+        let client = app.client.clone();
+        let token = tokens.refresh.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let reply = client
+                .post(app_url)
+                .header("cookie", format!("refresh_token={token}"))
+                .send()
+                .await
+                .unwrap();
+            (Reply::read(reply).await, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rest: Vec<String> =
+        redis::from_redis_value(cluster_cmd(&mut a, &["GETKEYSINSLOT", &slot, "1000"]).await)
+            .unwrap();
+    if !rest.is_empty() {
+        let _: () = migrate(rest).query_async(&mut a).await.unwrap();
+    }
+    for node in &cluster.nodes {
+        let mut c = redis_conn(&node.url()).await;
+        cluster_cmd(&mut c, &["SETSLOT", &slot, "NODE", &b_id]).await;
+    }
+    let (reply, took) = refresh.await.unwrap();
+    assert_detail(&reply, 200, REFRESHED);
+    // It waited for the move (it could not succeed before) and answered within STORE_TIMEOUT.
+    assert!(
+        took > Duration::from_millis(250) && took < Duration::from_secs(2),
+        "took {took:?}"
+    );
+
+    // And a slot that has simply moved (MOVED): followed.
+    let next = reply.tokens().refresh;
+    assert_detail(&app.refresh_with_cookie(&next).await, 200, REFRESHED);
+}
