@@ -21,6 +21,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("REDIS_CLIENT_CERT_FILE", ""),
     ("REDIS_CLIENT_KEY_FILE", ""),
     ("STORE_TIMEOUT", "2s"),
+    ("REDIS_MIN_REPLICAS", "0"),
     ("SHUTDOWN_TIMEOUT", "10s"),
     ("REQUEST_BODY_TIMEOUT", "10s"),
     ("MAX_CONNECTIONS", "0"),
@@ -167,6 +168,8 @@ pub struct Settings {
     pub redis_client_cert_file: Option<String>,
     pub redis_client_key_file: Option<String>,
     pub store_timeout: Duration,
+    /// Replicas that must hold each write a client is told about (Redis WAIT); 0: none.
+    pub redis_min_replicas: u32,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     /// How long a request's body may take to arrive, from the end of its head; then 408.
@@ -484,6 +487,12 @@ impl Settings {
             redis_client_cert_file: r.optional("REDIS_CLIENT_CERT_FILE"),
             redis_client_key_file: r.optional("REDIS_CLIENT_KEY_FILE"),
             store_timeout: r.duration("STORE_TIMEOUT"),
+            redis_min_replicas: r.parsed("REDIS_MIN_REPLICAS", 0, |s| {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 64)
+                    .ok_or_else(|| format!("{s:?} is not a number of replicas (0 to 64)"))
+            }),
             shutdown_timeout: r.duration("SHUTDOWN_TIMEOUT"),
             request_body_timeout: r.duration("REQUEST_BODY_TIMEOUT"),
             max_connections: r.parsed("MAX_CONNECTIONS", 0, |s| {
@@ -764,6 +773,9 @@ impl Settings {
                 Err(e) => problems.push(format!("{var}={path} cannot be read: {e}")),
             }
         }
+        if self.redis_min_replicas > 0 && urls.is_empty() {
+            problems.push("REDIS_MIN_REPLICAS needs a Redis (REDIS_URL or REDIS_CLUSTER_NODES): the in-process store has no replicas".into());
+        }
         if self.redis_client_cert_file.is_some() != self.redis_client_key_file.is_some() {
             problems.push("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both for mutual TLS, or neither".into());
         }
@@ -837,6 +849,7 @@ impl Settings {
             ("REDIS_CLIENT_CERT_FILE", opt(&self.redis_client_cert_file)),
             ("REDIS_CLIENT_KEY_FILE", opt(&self.redis_client_key_file)),
             ("STORE_TIMEOUT", d(self.store_timeout)),
+            ("REDIS_MIN_REPLICAS", self.redis_min_replicas.to_string()),
             ("SHUTDOWN_TIMEOUT", d(self.shutdown_timeout)),
             ("REQUEST_BODY_TIMEOUT", d(self.request_body_timeout)),
             (
@@ -1235,6 +1248,25 @@ mod tests {
         let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
         assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn redis_min_replicas_is_a_small_number_and_needs_a_redis() {
+        let s = settings(&[("REDIS_URL", "redis://cache/"), ("REDIS_MIN_REPLICAS", "2")]).unwrap();
+        assert_eq!(s.redis_min_replicas, 2);
+        let p = problems(&[
+            ("REDIS_URL", "redis://cache/"),
+            ("REDIS_MIN_REPLICAS", "one"),
+        ]);
+        assert_eq!(
+            p,
+            vec!["REDIS_MIN_REPLICAS: \"one\" is not a number of replicas (0 to 64)"]
+        );
+        let p = problems(&[("REDIS_MIN_REPLICAS", "1")]);
+        assert!(
+            p[0].starts_with("REDIS_MIN_REPLICAS needs a Redis"),
+            "{p:#?}"
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn redis_options(settings: &Settings) -> Result<RedisOptions, StoreError> {
         timeout: settings.store_timeout,
         ca: read("REDIS_CA_FILE", &settings.redis_ca_file)?,
         client_cert: cert.zip(key),
+        min_replicas: settings.redis_min_replicas,
     })
 }
 
@@ -369,6 +370,13 @@ async fn check_fitness(settings: &Settings, store: &dyn Store) -> Result<(), Sta
         Eviction::Unknown(why) => log::warn!(
             "could not check Redis' maxmemory-policy (CONFIG GET not allowed: {why}); make sure it is noeviction, or sessions and revoked tokens can vanish"
         ),
+    }
+    if let Some((online, needed)) = fitness.replicas
+        && online < needed
+    {
+        log::warn!(
+            "REDIS_MIN_REPLICAS={needed} but {online} replica(s) online: every write answers 503, and /readyz too, until enough are"
+        );
     }
     if fitness.persistent == Some(false) {
         log::warn!(

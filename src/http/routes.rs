@@ -156,18 +156,22 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Ready when the store answers a PING within STORE_TIMEOUT.
-/// Ready: the store answers and is fit (SPEC 8: not evicting). The reason goes to the log.
+/// Ready: the store answers and is fit (SPEC 8: not evicting, replicas as required). The reason
+/// goes to the log.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.auth.store();
     let unfit = match store.ping().await {
         Err(e) => Some(e.to_string()),
         Ok(()) => match store.fitness().await {
             Err(e) => Some(e.to_string()),
-            Ok(fitness) => match fitness.eviction {
-                Eviction::Evicts { policy, maxmemory } => Some(format!(
+            Ok(fitness) => match (fitness.eviction, fitness.replicas) {
+                (Eviction::Evicts { policy, maxmemory }, _) => Some(format!(
                     "Redis evicts keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}); set maxmemory-policy noeviction"
                 )),
-                Eviction::Never | Eviction::Unknown(_) => None,
+                (_, Some((online, needed))) if online < needed => Some(format!(
+                    "{online} Redis replica(s) online, REDIS_MIN_REPLICAS={needed}: writes answer 503"
+                )),
+                _ => None,
             },
         },
     };

@@ -308,6 +308,8 @@ pub struct Fitness {
     pub eviction: Eviction,
     /// False: neither AOF nor RDB snapshots, so a restart empties it. `None`: not known.
     pub persistent: Option<bool>,
+    /// With REDIS_MIN_REPLICAS: the replicas online (the fewest of any master) and those needed.
+    pub replicas: Option<(u32, u32)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -133,6 +133,8 @@ pub struct RedisStore {
     single: Option<(redis::Client, ConnectionManagerConfig)>,
     conn: Conn,
     timeout: Duration,
+    /// Replicas that must confirm each write a client is told about (`WAIT`); 0: none.
+    min_replicas: u32,
     metrics: Option<Arc<Metrics>>,
     scripts: Arc<Scripts>,
 }
@@ -146,6 +148,8 @@ pub struct RedisOptions {
     pub ca: Option<Vec<u8>>,
     /// A client certificate chain and its private key, for mutual TLS.
     pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    /// REDIS_MIN_REPLICAS: how many replicas must hold a write before it is answered.
+    pub min_replicas: u32,
 }
 
 impl RedisOptions {
@@ -245,6 +249,7 @@ impl RedisStore {
         .map_err(|e| connect_error(e, options))?;
         let mut store = Self::with_conn(Conn::Single(conn), timeout);
         store.single = Some((client, config));
+        store.min_replicas = options.min_replicas;
         // The first use of a store sets its epoch (SPEC 4): foreign tokens issued before it are
         // refused, so it must not wait for the first foreign token to come along.
         store.epoch().await?;
@@ -313,7 +318,8 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Unavailable("timed out connecting to the cluster".into()))?
             .map_err(|e| connect_error(e, options))?;
-        let store = Self::with_conn(Conn::Cluster(conn), timeout);
+        let mut store = Self::with_conn(Conn::Cluster(conn), timeout);
+        store.min_replicas = options.min_replicas;
         store.epoch().await?;
         Ok(store)
     }
@@ -324,6 +330,7 @@ impl RedisStore {
             single: None,
             conn,
             timeout,
+            min_replicas: 0,
             metrics: None,
             scripts: Arc::new(Scripts::new()),
         }
@@ -424,32 +431,40 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    /// CONFIG GET on the Redis (on a cluster, on every master; the worst one counts).
+    /// CONFIG GET on the Redis (on a cluster, on every master; the worst one counts), and with
+    /// REDIS_MIN_REPLICAS the replicas each master has online.
     async fn fitness(&self) -> Result<Fitness, StoreError> {
-        let mut c = self.conn().await;
         let mut get = redis::cmd("CONFIG");
         get.arg("GET")
             .arg("maxmemory")
             .arg("maxmemory-policy")
             .arg("appendonly")
             .arg("save");
-        let replies: Vec<Value> = match &mut c {
-            Conn::Cluster(cluster) => {
-                let route = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-                match self.bounded(cluster.route_command(get, route)).await {
-                    Ok(Value::Map(nodes)) => nodes.into_iter().map(|(_, v)| v).collect(),
-                    Ok(other) => vec![other],
-                    Err(e) => return refused_config(e),
-                }
-            }
-            Conn::Single(_) => match self.bounded(get.query_async::<Value>(&mut c)).await {
-                Ok(v) => vec![v],
-                Err(e) => return refused_config(e),
-            },
-        };
         let mut fitness = Fitness {
             eviction: Eviction::Never,
             persistent: Some(true),
+            replicas: None,
+        };
+        if self.min_replicas > 0 {
+            let mut online = u32::MAX;
+            for reply in self
+                .on_every_master(redis::cmd("INFO").arg("replication"))
+                .await?
+            {
+                let text: String = redis::from_redis_value(reply)
+                    .map_err(|e| StoreError::Unexpected(format!("INFO replication: {e}")))?;
+                online = online.min(online_replicas(&text));
+            }
+            fitness.replicas = Some((online.min(1024), self.min_replicas));
+        }
+        let replies = match self.on_every_master(&get).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                return refused_config(e).map(|unknown| Fitness {
+                    replicas: fitness.replicas,
+                    ..unknown
+                });
+            }
         };
         for reply in replies {
             let config: std::collections::HashMap<String, String> = redis::from_redis_value(reply)
@@ -471,6 +486,33 @@ impl Store for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// One command on the Redis, or on every master of a cluster: their replies.
+    async fn on_every_master(&self, cmd: &Cmd) -> Result<Vec<Value>, StoreError> {
+        let mut c = self.conn().await;
+        match &mut c {
+            Conn::Cluster(cluster) => {
+                let route = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                match self
+                    .bounded(cluster.route_command(cmd.clone(), route))
+                    .await?
+                {
+                    Value::Map(nodes) => Ok(nodes.into_iter().map(|(_, v)| v).collect()),
+                    other => Ok(vec![other]),
+                }
+            }
+            Conn::Single(_) => Ok(vec![self.bounded(cmd.query_async::<Value>(&mut c)).await?]),
+        }
+    }
+}
+
+/// Replicas in `INFO replication` text whose link is up (`slaveN:...,state=online,...`).
+fn online_replicas(info: &str) -> u32 {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+        .count() as u32
+}
+
 /// CONFIG GET not allowed (renamed or disabled by a managed service, or an ACL user without
 /// +config): not known, and not an outage. Anything else is.
 fn refused_config(e: StoreError) -> Result<Fitness, StoreError> {
@@ -478,6 +520,7 @@ fn refused_config(e: StoreError) -> Result<Fitness, StoreError> {
         StoreError::Unexpected(why) => Ok(Fitness {
             eviction: Eviction::Unknown(why),
             persistent: None,
+            replicas: None,
         }),
         other => Err(other),
     }
@@ -519,7 +562,7 @@ impl UserStore for RedisStore {
             return Err(StoreError::UsernameTaken);
         }
         let call = add_user_call(user);
-        let created: i64 = self.run(&self.scripts.add_user, &call).await?;
+        let created: i64 = self.write(&self.scripts.add_user, &call).await?;
         if created == 0 {
             self.settle_claim(&name_key, id, "drop").await?;
             return Err(StoreError::IdTaken);
@@ -530,7 +573,7 @@ impl UserStore for RedisStore {
             return Err(StoreError::UsernameTaken);
         }
         let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
-        Ok(())
+        self.confirm(USERS_KEY).await
     }
 
     async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
@@ -557,10 +600,11 @@ impl UserStore for RedisStore {
             let _: i64 = self
                 .bounded(c.hset(user_key(&user.id), "active", "1"))
                 .await?;
+            self.confirm(&user_key(&user.id)).await?;
             return Ok(true);
         }
         let ended: i64 = self
-            .run(&self.scripts.revoke_all, &revoke_all_call(&user.id, true))
+            .write(&self.scripts.revoke_all, &revoke_all_call(&user.id, true))
             .await?;
         Ok(ended >= 0)
     }
@@ -608,20 +652,20 @@ impl SessionStore for RedisStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
-        let _: i64 = self.run(&self.scripts.create, &create_call(s)).await?;
+        let _: i64 = self.write(&self.scripts.create, &create_call(s)).await?;
         Ok(())
     }
 
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
         let epoch = if r.foreign { self.epoch().await? } else { 0 };
         let reply: Vec<String> = self
-            .run(&self.scripts.refresh, &refresh_call(r, epoch))
+            .write(&self.scripts.refresh, &refresh_call(r, epoch))
             .await?;
         parse_refresh_reply(&reply)
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<RevokeOutcome, StoreError> {
-        let reply: String = self.run(&self.scripts.revoke, &revoke_call(r)).await?;
+        let reply: String = self.write(&self.scripts.revoke, &revoke_call(r)).await?;
         match reply.as_str() {
             "revoked" => Ok(RevokeOutcome::Revoked),
             "reuse" => Ok(RevokeOutcome::ReuseRevoked),
@@ -702,13 +746,13 @@ impl SessionStore for RedisStore {
 
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
         let call = end_session_call(user_id, sid);
-        let outcome: String = self.run(&self.scripts.revoke, &call).await?;
+        let outcome: String = self.write(&self.scripts.revoke, &call).await?;
         Ok(outcome == "revoked")
     }
 
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
         let ended: i64 = self
-            .run(&self.scripts.revoke_all, &revoke_all_call(user_id, false))
+            .write(&self.scripts.revoke_all, &revoke_all_call(user_id, false))
             .await?;
         Ok(ended.max(0) as usize)
     }
@@ -875,6 +919,25 @@ impl RedisStore {
         script: &Script,
         call: &Call,
     ) -> Result<T, StoreError> {
+        self.run_with(script, call, false).await
+    }
+
+    /// Runs one script whose effect a client will be told about: with REDIS_MIN_REPLICAS, not
+    /// answered until that many replicas hold it (SPEC 5), within the same deadline.
+    async fn write<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        call: &Call,
+    ) -> Result<T, StoreError> {
+        self.run_with(script, call, true).await
+    }
+
+    async fn run_with<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        call: &Call,
+        confirm: bool,
+    ) -> Result<T, StoreError> {
         let mut c = self.conn().await;
         let mut inv = script.prepare_invoke();
         for (_, k) in &call.keys {
@@ -883,7 +946,72 @@ impl RedisStore {
         for (_, a) in &call.args {
             inv.arg(a);
         }
-        self.bounded(inv.invoke_async(&mut c)).await
+        let started = Instant::now();
+        let need = if confirm { self.min_replicas } else { 0 };
+        let first_key = call.keys.first().map(|(_, k)| k.as_str()).unwrap_or("");
+        let (reply, confirmed) = self
+            .bounded(async {
+                let reply: T = inv.invoke_async(&mut c).await?;
+                if need == 0 {
+                    return Ok((reply, 0));
+                }
+                let confirmed = self.wait_replicas(&mut c, first_key, started).await?;
+                Ok((reply, confirmed))
+            })
+            .await?;
+        if confirmed < need {
+            return Err(StoreError::Unavailable(format!(
+                "{confirmed} of the {need} replicas (REDIS_MIN_REPLICAS) confirmed a write within STORE_TIMEOUT"
+            )));
+        }
+        Ok(reply)
+    }
+
+    /// `WAIT` on the connection that just wrote (on a cluster, on the master of `key`'s slot),
+    /// for what is left of the call's deadline: how many replicas hold this client's writes.
+    async fn wait_replicas(
+        &self,
+        c: &mut Conn,
+        key: &str,
+        started: Instant,
+    ) -> redis::RedisResult<u32> {
+        // WAIT 0 would wait for ever; leave the deadline a little room to say why.
+        let left = self
+            .timeout
+            .saturating_sub(started.elapsed())
+            .saturating_sub(Duration::from_millis(20))
+            .max(Duration::from_millis(1));
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.min_replicas).arg(left.as_millis() as u64);
+        let confirmed: i64 = match c {
+            Conn::Single(_) => wait.query_async(c).await?,
+            Conn::Cluster(cluster) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key, SlotAddr::Master),
+                ));
+                redis::from_redis_value(cluster.route_command(wait, route).await?)?
+            }
+        };
+        Ok(confirmed.max(0) as u32)
+    }
+
+    /// As `write`, for a plain command (the user commands' few writes outside scripts).
+    async fn confirm(&self, key: &str) -> Result<(), StoreError> {
+        if self.min_replicas == 0 {
+            return Ok(());
+        }
+        let mut c = self.conn().await;
+        let started = Instant::now();
+        let confirmed = self
+            .bounded(self.wait_replicas(&mut c, key, started))
+            .await?;
+        if confirmed < self.min_replicas {
+            return Err(StoreError::Unavailable(format!(
+                "{confirmed} of the {} replicas (REDIS_MIN_REPLICAS) confirmed a write within STORE_TIMEOUT",
+                self.min_replicas
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -487,3 +487,113 @@ async fn a_resharding_is_followed_within_the_deadline_not_answered_503() {
     let next = reply.tokens().refresh;
     assert_detail(&app.refresh_with_cookie(&next).await, 200, REFRESHED);
 }
+
+/// Waits until the master reports `want` replicas online.
+async fn until_replicas(master: &RedisProcess, want: u32) {
+    let mut c = redis_conn(&master.url()).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        let online = info
+            .lines()
+            .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+            .count() as u32;
+        if online == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{want} replica(s) never online:\n{info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_min_replicas_a_write_no_replica_confirmed_is_a_503_and_the_retry_succeeds() {
+    let master = RedisProcess::start(true);
+    let mut replica =
+        RedisProcess::start_with(false, &format!("--replicaof 127.0.0.1 {}", master.port));
+    until_replicas(&master, 1).await;
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_URL", &master.url()),
+        ("REDIS_MIN_REPLICAS", "1"),
+        ("STORE_TIMEOUT", "1s"),
+    ]))
+    .await;
+    assert_eq!(status_of(&app.url("/readyz")).await, 200);
+    let (user, tokens) = app.logged_in().await;
+    let reply = app.refresh_with_cookie(&tokens.refresh).await;
+    assert_detail(&reply, 200, REFRESHED);
+    let successor = reply.tokens().refresh;
+
+    // The replica goes: presenting the successor rotates on the master, but no replica holds
+    // it, so the client is not told.
+    replica.stop();
+    until_replicas(&master, 0).await;
+    let started = Instant::now();
+    let reply = app.refresh_with_cookie(&successor).await;
+    assert_detail(&reply, 503, UNAVAILABLE);
+    assert_no_cookies(&reply);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_detail(
+        &app.login(user.username.as_str(), "pw-1234").await,
+        503,
+        UNAVAILABLE,
+    );
+    assert_eq!(status_of(&app.url("/readyz")).await, 503);
+
+    // Back: the retry with the very same token succeeds (SPEC 4), and the chain goes on.
+    replica.restart();
+    until_replicas(&master, 1).await;
+    assert_eq!(status_of(&app.url("/readyz")).await, 200);
+    let reply = app.refresh_with_cookie(&successor).await;
+    assert_detail(&reply, 200, REFRESHED);
+    let next = reply.tokens().refresh;
+    assert_detail(&app.refresh_with_cookie(&next).await, 200, REFRESHED);
+    // The replica holds the session as the client knows it.
+    let mut on_replica = redis_conn(&replica.url()).await;
+    let sid = claims_of(&next)["sid"].as_str().unwrap().to_owned();
+    let key = format!("refreshd:{{u:{}}}:s:{sid}", user.id.as_str());
+    let current: Option<String> = redis::cmd("HGET")
+        .arg(&key)
+        .arg("cur")
+        .query_async(&mut on_replica)
+        .await
+        .unwrap();
+    assert_eq!(
+        current.as_deref(),
+        claims_of(&next)["jti"].as_str(),
+        "the replica has the rotation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshd_starts_with_too_few_replicas_and_is_not_ready() {
+    let master = RedisProcess::start(true);
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_URL", &master.url()),
+        ("REDIS_MIN_REPLICAS", "1"),
+        ("STORE_TIMEOUT", "500ms"),
+    ]))
+    .await;
+    assert_eq!(status_of(&app.url("/readyz")).await, 503);
+    let _replica =
+        RedisProcess::start_with(false, &format!("--replicaof 127.0.0.1 {}", master.port));
+    until_replicas(&master, 1).await;
+    assert_eq!(status_of(&app.url("/readyz")).await, 200);
+    let (_, tokens) = app.logged_in().await;
+    assert_detail(
+        &app.refresh_with_cookie(&tokens.refresh).await,
+        200,
+        REFRESHED,
+    );
+}
