@@ -17,6 +17,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("WORKERS", "0"),
     ("REDIS_URL", ""),
     ("REDIS_CLUSTER_NODES", ""),
+    ("REDIS_SENTINELS", ""),
+    ("REDIS_SENTINEL_MASTER", ""),
+    ("REDIS_SENTINEL_PASSWORD", ""),
     ("REDIS_CA_FILE", ""),
     ("REDIS_CLIENT_CERT_FILE", ""),
     ("REDIS_CLIENT_KEY_FILE", ""),
@@ -162,6 +165,11 @@ pub struct Settings {
     pub redis_url: Option<Secret>,
     /// A Redis Cluster's seed nodes (`redis://host:port` each), instead of REDIS_URL.
     pub redis_cluster_nodes: Vec<String>,
+    /// Sentinels (`host:port` each) that name the master, instead of REDIS_URL's host; REDIS_URL,
+    /// if set, then gives the data nodes' scheme, user, password and database.
+    pub redis_sentinels: Vec<String>,
+    pub redis_sentinel_master: Option<String>,
+    pub redis_sentinel_password: Option<Secret>,
     /// For `rediss://`: a PEM file of the only roots trusted (unset: the system's roots).
     pub redis_ca_file: Option<String>,
     /// For mutual TLS: a PEM client certificate (chain) and its private key.
@@ -483,6 +491,16 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            redis_sentinels: r
+                .string("REDIS_SENTINELS")
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            redis_sentinel_master: r.optional("REDIS_SENTINEL_MASTER"),
+            redis_sentinel_password: r
+                .optional("REDIS_SENTINEL_PASSWORD")
+                .map(|p| Secret::new(p.into_bytes())),
             redis_ca_file: r.optional("REDIS_CA_FILE"),
             redis_client_cert_file: r.optional("REDIS_CLIENT_CERT_FILE"),
             redis_client_key_file: r.optional("REDIS_CLIENT_KEY_FILE"),
@@ -773,7 +791,29 @@ impl Settings {
                 Err(e) => problems.push(format!("{var}={path} cannot be read: {e}")),
             }
         }
-        if self.redis_min_replicas > 0 && urls.is_empty() {
+        if !self.redis_sentinels.is_empty() {
+            if !self.redis_cluster_nodes.is_empty() {
+                problems.push(
+                    "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: name one store".into(),
+                );
+            }
+            if self.redis_sentinel_master.is_none() {
+                problems.push("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name of the master group the sentinels monitor".into());
+            }
+            for sentinel in &self.redis_sentinels {
+                let ok = sentinel
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !ok {
+                    problems.push(format!(
+                        "REDIS_SENTINELS: {sentinel:?} is not host:port (such as 10.0.0.5:26379)"
+                    ));
+                }
+            }
+        } else if self.redis_sentinel_master.is_some() || self.redis_sentinel_password.is_some() {
+            problems.push("REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD need REDIS_SENTINELS (the sentinels' host:port list)".into());
+        }
+        if self.redis_min_replicas > 0 && urls.is_empty() && self.redis_sentinels.is_empty() {
             problems.push("REDIS_MIN_REPLICAS needs a Redis (REDIS_URL or REDIS_CLUSTER_NODES): the in-process store has no replicas".into());
         }
         if self.redis_client_cert_file.is_some() != self.redis_client_key_file.is_some() {
@@ -794,8 +834,11 @@ impl Settings {
                     self.algorithm.as_str()
                 ));
             }
-            if self.redis_url.is_none() && self.redis_cluster_nodes.is_empty() {
-                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE) or REDIS_CLUSTER_NODES: the in-process store loses every session on restart and is not shared between instances".into());
+            if self.redis_url.is_none()
+                && self.redis_cluster_nodes.is_empty()
+                && self.redis_sentinels.is_empty()
+            {
+                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE), REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store loses every session on restart and is not shared between instances".into());
             }
             if !self.cookie_secure {
                 problems.push(
@@ -844,6 +887,16 @@ impl Settings {
                     .map(|u| redact_url(u))
                     .collect::<Vec<_>>()
                     .join(","),
+            ),
+            ("REDIS_SENTINELS", self.redis_sentinels.join(",")),
+            ("REDIS_SENTINEL_MASTER", opt(&self.redis_sentinel_master)),
+            (
+                "REDIS_SENTINEL_PASSWORD",
+                if self.redis_sentinel_password.is_some() {
+                    "(set)".into()
+                } else {
+                    "(unset)".into()
+                },
             ),
             ("REDIS_CA_FILE", opt(&self.redis_ca_file)),
             ("REDIS_CLIENT_CERT_FILE", opt(&self.redis_client_cert_file)),
@@ -1248,6 +1301,31 @@ mod tests {
         let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
         assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sentinels_need_a_master_name_and_host_port_addresses() {
+        let s = settings(&[
+            ("REDIS_SENTINELS", "10.0.0.5:26379, 10.0.0.6:26379"),
+            ("REDIS_SENTINEL_MASTER", "refreshd"),
+            ("REDIS_SENTINEL_PASSWORD", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(s.redis_sentinels, ["10.0.0.5:26379", "10.0.0.6:26379"]);
+        assert!(!format!("{:?}", s.describe()).contains("s3cret"));
+        let p = problems(&[("REDIS_SENTINELS", "10.0.0.5")]);
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("\"10.0.0.5\" is not host:port")),
+            "{p:#?}"
+        );
+        let p = problems(&[("REDIS_SENTINEL_MASTER", "refreshd")]);
+        assert!(p[0].contains("need REDIS_SENTINELS"), "{p:#?}");
     }
 
     #[test]

@@ -15,12 +15,14 @@ use crate::config::Settings;
 use crate::domain::Username;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::store::{Eviction, MemoryStore, RedisOptions, RedisStore, Store, StoreError};
+use crate::store::{
+    Eviction, MemoryStore, RedisOptions, RedisStore, SentinelConfig, Store, StoreError,
+};
 use crate::tokens::TokenCodec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot use Redis (REDIS_URL or REDIS_CLUSTER_NODES): {0}")]
+    #[error("cannot use Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
     Keys(#[from] crate::tokens::keys::KeyError),
@@ -46,6 +48,21 @@ pub async fn open_store(
     metrics: Option<Arc<Metrics>>,
 ) -> Result<Arc<dyn Store>, StoreError> {
     let store = match &settings.redis_url {
+        _ if !settings.redis_sentinels.is_empty() => {
+            let sentinel = SentinelConfig {
+                sentinels: settings.redis_sentinels.clone(),
+                master: settings.redis_sentinel_master.clone().unwrap_or_default(),
+                password: settings
+                    .redis_sentinel_password
+                    .as_ref()
+                    .map(|p| String::from_utf8_lossy(p.expose()).into_owned()),
+                data_url: settings
+                    .redis_url
+                    .as_ref()
+                    .map(|u| String::from_utf8_lossy(u.expose()).into_owned()),
+            };
+            RedisStore::connect_sentinel(sentinel, &redis_options(settings)?).await?
+        }
         Some(url) => {
             let url = String::from_utf8_lossy(url.expose()).into_owned();
             RedisStore::connect_with(&url, &redis_options(settings)?).await?
@@ -345,7 +362,11 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupE
             }
         }
     } else {
-        if settings.redis_cluster_nodes.is_empty() {
+        if !settings.redis_sentinels.is_empty() {
+            log::info!(
+                "using the Redis master the sentinels (REDIS_SENTINELS) name for REDIS_SENTINEL_MASTER"
+            );
+        } else if settings.redis_cluster_nodes.is_empty() {
             log::info!("using Redis at REDIS_URL");
         } else {
             log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES");

@@ -51,7 +51,7 @@ use crate::domain::{Jti, SessionId, User, UserId, Username};
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisOptions, RedisStore};
+pub use self::redis::{RedisOptions, RedisStore, SentinelConfig};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {

@@ -121,7 +121,8 @@ impl ConnectionLike for Conn {
 thread_local! {
     /// Each HTTP worker thread's own connections, by store: a worker then waits on a socket its
     /// own runtime drives, instead of handing every call to another thread and back.
-    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+    /// (store id, the generation of the Redis it goes to, the connection).
+    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, u64, ConnectionManager)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -129,8 +130,8 @@ static NEXT_STORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 
 pub struct RedisStore {
     id: u64,
-    /// How to open more connections to a single Redis (one per worker thread).
-    single: Option<(redis::Client, ConnectionManagerConfig)>,
+    /// How to open more connections to a single Redis (one per worker thread), and which one.
+    single: Option<Arc<Single>>,
     conn: Conn,
     timeout: Duration,
     /// Replicas that must confirm each write a client is told about (`WAIT`); 0: none.
@@ -179,6 +180,150 @@ impl RedisOptions {
             "REDIS_CA_FILE"
         } else {
             "the system's roots"
+        }
+    }
+}
+
+/// Redis Sentinel: where the sentinels are, which master group, and how to reach its nodes.
+#[derive(Clone)]
+pub struct SentinelConfig {
+    /// `host:port` of each sentinel.
+    pub sentinels: Vec<String>,
+    /// The master group's name (`sentinel monitor <name> ...`).
+    pub master: String,
+    /// The sentinels' own password (`requirepass` in their configuration).
+    pub password: Option<String>,
+    /// The data nodes' scheme, user, password and database, as a URL whose host and port are
+    /// replaced by the master's (REDIS_URL); `None`: `redis://` with no password. The sentinels
+    /// are asked with the same scheme and TLS material.
+    pub data_url: Option<String>,
+}
+
+impl SentinelConfig {
+    fn scheme(&self) -> &str {
+        match &self.data_url {
+            Some(url) if is_tls(url) => "rediss",
+            _ => "redis",
+        }
+    }
+
+    /// The data node at `addr` (`host:port`), with the template's scheme, user, password and db.
+    fn data_url(&self, addr: &str) -> String {
+        let Some(template) = &self.data_url else {
+            return format!("redis://{addr}/");
+        };
+        let (scheme, rest) = template.split_once("://").unwrap_or(("redis", template));
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        let userinfo = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{userinfo}{addr}{path}")
+    }
+
+    /// Asks each sentinel in turn for the master's address; the first answer counts.
+    async fn master_addr(&self, options: &RedisOptions) -> Result<String, StoreError> {
+        let mut why = Vec::new();
+        for sentinel in &self.sentinels {
+            let auth = self
+                .password
+                .as_ref()
+                .map(|p| format!(":{}@", percent_encode(p)))
+                .unwrap_or_default();
+            let client =
+                match client_for(&format!("{}://{auth}{sentinel}/", self.scheme()), options) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        why.push(format!("{sentinel}: {e}"));
+                        continue;
+                    }
+                };
+            let asked = tokio::time::timeout(options.timeout, async {
+                let mut c = client.get_multiplexed_async_connection().await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.master)
+                    .query_async::<Option<(String, u16)>>(&mut c)
+                    .await
+            })
+            .await;
+            match asked {
+                Ok(Ok(Some((host, port)))) if host.contains(':') => {
+                    return Ok(format!("[{host}]:{port}"));
+                }
+                Ok(Ok(Some((host, port)))) => return Ok(format!("{host}:{port}")),
+                Ok(Ok(None)) => why.push(format!("{sentinel}: no master named {:?}", self.master)),
+                Ok(Err(e)) => why.push(format!("{sentinel}: {e}")),
+                Err(_) => why.push(format!("{sentinel}: no answer in time")),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no sentinel (REDIS_SENTINELS) named the master of REDIS_SENTINEL_MASTER={}: {}",
+            self.master,
+            why.join("; ")
+        )))
+    }
+}
+
+/// A password in a URL's user information: every byte but unreserved ones escaped.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The Redis a single-node store opens its connections to.
+struct Single {
+    config: ConnectionManagerConfig,
+    /// The master's client and its generation (bumped each time the sentinels name another).
+    target: std::sync::RwLock<(u64, redis::Client)>,
+    /// The connection shared off the HTTP workers, and the generation it was made for.
+    shared: std::sync::Mutex<(u64, ConnectionManager)>,
+    sentinel: Option<Sentinel>,
+}
+
+struct Sentinel {
+    config: SentinelConfig,
+    options: RedisOptions,
+    /// The master's `host:port`, as the sentinels last named it.
+    current: std::sync::Mutex<String>,
+    /// A question to the sentinels is under way.
+    asking: std::sync::atomic::AtomicBool,
+}
+
+impl Single {
+    /// Asks the sentinels for the master; when it moved, later calls go to the new one.
+    async fn follow_master(&self) {
+        let Some(sentinel) = &self.sentinel else {
+            return;
+        };
+        let Ok(addr) = sentinel.config.master_addr(&sentinel.options).await else {
+            return;
+        };
+        let mut current = sentinel.current.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == addr {
+            return;
+        }
+        match client_for(&sentinel.config.data_url(&addr), &sentinel.options) {
+            Ok(client) => {
+                let mut target = self.target.write().unwrap_or_else(|e| e.into_inner());
+                *target = (target.0 + 1, client);
+                log::info!(
+                    "Redis master of {} is now {addr} (was {current}), as the sentinels say",
+                    sentinel.config.master
+                );
+                *current = addr;
+            }
+            Err(e) => log::warn!("the sentinels name {addr}, which cannot be used: {e}"),
         }
     }
 }
@@ -233,8 +378,32 @@ impl RedisStore {
 
     /// As `connect`, with TLS material for a `rediss://` URL.
     pub async fn connect_with(url: &str, options: &RedisOptions) -> Result<Self, StoreError> {
+        Self::open_single(client_for(url, options)?, options, None).await
+    }
+
+    /// The master of a Sentinel-monitored group: asks the sentinels for it now, and again
+    /// whenever a call fails (a failover: the old master is gone, or answers READONLY).
+    pub async fn connect_sentinel(
+        sentinel: SentinelConfig,
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let addr = sentinel.master_addr(options).await?;
+        let client = client_for(&sentinel.data_url(&addr), options)?;
+        let found = Sentinel {
+            config: sentinel,
+            options: options.clone(),
+            current: std::sync::Mutex::new(addr),
+            asking: std::sync::atomic::AtomicBool::new(false),
+        };
+        Self::open_single(client, options, Some(found)).await
+    }
+
+    async fn open_single(
+        client: redis::Client,
+        options: &RedisOptions,
+        sentinel: Option<Sentinel>,
+    ) -> Result<Self, StoreError> {
         let timeout = options.timeout;
-        let client = client_for(url, options)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -247,8 +416,13 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
         .map_err(|e| connect_error(e, options))?;
-        let mut store = Self::with_conn(Conn::Single(conn), timeout);
-        store.single = Some((client, config));
+        let mut store = Self::with_conn(Conn::Single(conn.clone()), timeout);
+        store.single = Some(Arc::new(Single {
+            config,
+            target: std::sync::RwLock::new((0, client)),
+            shared: std::sync::Mutex::new((0, conn)),
+            sentinel,
+        }));
         store.min_replicas = options.min_replicas;
         // The first use of a store sets its epoch (SPEC 4): foreign tokens issued before it are
         // refused, so it must not wait for the first foreign token to come along.
@@ -258,33 +432,74 @@ impl RedisStore {
 
     /// The connection for this call: on an HTTP worker (a single-threaded runtime), that
     /// thread's own; elsewhere, the shared one. Never waits: connecting is part of the call.
+    /// A connection made for a master the sentinels no longer name is replaced.
     async fn conn(&self) -> Conn {
-        let Some((client, config)) = &self.single else {
+        let Some(single) = &self.single else {
             return self.conn.clone();
         };
+        let (generation, client) = {
+            let target = single.target.read().unwrap_or_else(|e| e.into_inner());
+            (target.0, target.1.clone())
+        };
+        // Lazy: made at once, connected by the first call it carries, so that opening it counts
+        // against that call's deadline (bounded) instead of adding a deadline of its own.
+        let open =
+            || ConnectionManager::new_lazy_with_config(client.clone(), single.config.clone());
         let on_worker = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
         if !on_worker {
-            return self.conn.clone();
+            let mut shared = single.shared.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.0 != generation
+                && let Ok(c) = open()
+            {
+                *shared = (generation, c);
+            }
+            return Conn::Single(shared.1.clone());
         }
         let local = WORKER_CONNECTIONS.with(|all| {
             all.borrow()
                 .iter()
-                .find(|(id, _)| *id == self.id)
-                .map(|(_, c)| c.clone())
+                .find(|(id, made_for, _)| *id == self.id && *made_for == generation)
+                .map(|(_, _, c)| c.clone())
         });
         if let Some(c) = local {
             return Conn::Single(c);
         }
-        // Lazy: made at once, connected by the first call it carries, so that opening it counts
-        // against that call's deadline (bounded) instead of adding a deadline of its own.
-        match ConnectionManager::new_lazy_with_config(client.clone(), config.clone()) {
+        match open() {
             Ok(c) => {
-                WORKER_CONNECTIONS.with(|all| all.borrow_mut().push((self.id, c.clone())));
+                WORKER_CONNECTIONS.with(|all| {
+                    let mut all = all.borrow_mut();
+                    all.retain(|(id, _, _)| *id != self.id);
+                    all.push((self.id, generation, c.clone()));
+                });
                 Conn::Single(c)
             }
             Err(_) => self.conn.clone(),
         }
+    }
+
+    /// A call failed: with Sentinel, the master may have changed; ask (in the background, one
+    /// question at a time).
+    fn suspect_master(&self) {
+        let Some(single) = &self.single else { return };
+        let Some(sentinel) = &single.sentinel else {
+            return;
+        };
+        if sentinel
+            .asking
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let single = single.clone();
+        tokio::spawn(async move {
+            single.follow_master().await;
+            // Not more often than this, however many calls fail meanwhile.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(s) = &single.sentinel {
+                s.asking.store(false, std::sync::atomic::Ordering::Release);
+            }
+        });
     }
 
     /// Connects to a Redis Cluster through its seed nodes. Every session's keys share one hash
@@ -346,12 +561,16 @@ impl RedisStore {
         if let Some(m) = &self.metrics {
             m.store_call(started.elapsed());
         }
-        match result {
+        let result = match result {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".into(),
             )),
+        };
+        if let Err(StoreError::Unavailable(_)) = &result {
+            self.suspect_master();
         }
+        result
     }
 
     /// Times every store call into `metrics`.
@@ -1317,6 +1536,31 @@ mod tests {
                 leeway: 0,
             }),
         );
+    }
+
+    #[test]
+    fn a_sentinel_data_node_url_keeps_the_templates_scheme_user_password_and_db() {
+        let config = |data_url: Option<&str>| SentinelConfig {
+            sentinels: vec![],
+            master: "m".into(),
+            password: None,
+            data_url: data_url.map(str::to_owned),
+        };
+        assert_eq!(
+            config(None).data_url("10.0.0.7:6379"),
+            "redis://10.0.0.7:6379/"
+        );
+        let tls = config(Some("rediss://app:p@ss@master/2"));
+        assert_eq!(
+            tls.data_url("10.0.0.7:6379"),
+            "rediss://app:p@ss@10.0.0.7:6379/2"
+        );
+        assert_eq!(tls.scheme(), "rediss");
+        assert_eq!(
+            config(Some("redis://:pw@x:1")).data_url("[::1]:6379"),
+            "redis://:pw@[::1]:6379/"
+        );
+        assert_eq!(percent_encode("a b/@"), "a%20b%2F%40");
     }
 
     #[test]

@@ -72,8 +72,9 @@ pub struct RedisProcess {
     dir: PathBuf,
     persistent: bool,
     cluster: bool,
-    /// More `redis-server` arguments (TLS, replication, sentinel).
+    /// More `redis-server` arguments (TLS, replication); for a sentinel, its configuration.
     extra: String,
+    sentinel: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -110,20 +111,33 @@ impl RedisProcess {
         Self::launch(free_cluster_port(), true, true, "")
     }
 
+    /// Starts a sentinel (`redis-server --sentinel`) with `config` (its `sentinel ...` lines).
+    pub fn start_sentinel(config: &str) -> Self {
+        let mut r = Self::prepare(free_port(), false, false, config);
+        r.sentinel = true;
+        r.spawn();
+        r
+    }
+
     fn launch(port: u16, persistent: bool, cluster: bool, extra: &str) -> Self {
+        let mut r = Self::prepare(port, persistent, cluster, extra);
+        r.spawn();
+        r
+    }
+
+    fn prepare(port: u16, persistent: bool, cluster: bool, extra: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("refreshd-test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir for redis");
-        let mut r = Self {
+        Self {
             port,
             pid: 0,
             dir,
             persistent,
             cluster,
             extra: extra.to_owned(),
-        };
-        r.spawn();
-        r
+            sentinel: false,
+        }
     }
 
     fn spawn(&mut self) {
@@ -137,14 +151,21 @@ impl RedisProcess {
                 " --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 --cluster-require-full-coverage no",
             );
         }
+        let mut extra = self.extra.clone();
+        if self.sentinel {
+            // A sentinel rewrites its configuration file: it needs one of its own, named first.
+            let conf = self.dir.join("sentinel.conf");
+            std::fs::write(&conf, &self.extra).expect("the sentinel's configuration");
+            persistence = format!("'{}' --sentinel", conf.display());
+            extra.clear();
+        }
         let script = format!(
-            "redis-server --bind 127.0.0.1 --port {port} --dir '{dir}' {persistence} {extra} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
+            "redis-server {persistence} --bind 127.0.0.1 --port {port} --dir '{dir}' {extra} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
              echo $r; \
              while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; \
              kill -9 $r 2>/dev/null",
             port = self.port,
             dir = self.dir.display(),
-            extra = self.extra,
             parent = std::process::id(),
         );
         let mut child = Command::new("sh")

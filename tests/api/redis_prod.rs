@@ -597,3 +597,149 @@ async fn refreshd_starts_with_too_few_replicas_and_is_not_ready() {
         REFRESHED,
     );
 }
+
+/// `SENTINEL master <name>` as a map.
+async fn sentinel_view(
+    sentinel: &RedisProcess,
+    name: &str,
+) -> std::collections::HashMap<String, String> {
+    let mut c = redis_conn(&sentinel.url()).await;
+    redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(name)
+        .query_async(&mut c)
+        .await
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_under_load_gives_only_200s_and_503s_and_keeps_every_chain() {
+    let name = "refreshd-test";
+    let master = RedisProcess::start(false);
+    let replicas: Vec<RedisProcess> = (0..2)
+        .map(|_| RedisProcess::start_with(false, &format!("--replicaof 127.0.0.1 {}", master.port)))
+        .collect();
+    until_replicas(&master, 2).await;
+    let config = format!(
+        "sentinel monitor {name} 127.0.0.1 {} 2\nsentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 3000\nsentinel parallel-syncs {name} 2\n",
+        master.port
+    );
+    let sentinels: Vec<RedisProcess> = (0..3)
+        .map(|_| RedisProcess::start_sentinel(&config))
+        .collect();
+    // Each sentinel knows the others and both replicas before the master goes.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for s in &sentinels {
+        loop {
+            let view = sentinel_view(s, name).await;
+            if view.get("num-other-sentinels").map(String::as_str) == Some("2")
+                && view.get("num-slaves").map(String::as_str) == Some("2")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels never met: {view:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let addrs = sentinels
+        .iter()
+        .map(|s| format!("127.0.0.1:{}", s.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let app = std::sync::Arc::new(
+        spawn_with_settings(settings(&[
+            ("REDIS_SENTINELS", &addrs),
+            ("REDIS_SENTINEL_MASTER", name),
+            ("REDIS_MIN_REPLICAS", "1"),
+            ("STORE_TIMEOUT", "1s"),
+            ("WORKERS", "2"),
+        ]))
+        .await,
+    );
+    let mut chains = Vec::new();
+    for _ in 0..6 {
+        chains.push(app.logged_in().await.1.refresh);
+    }
+
+    // Each chain refreshes as a client would: a 200 moves it on, a 503 retries the same token.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killed_at = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let load = chains.into_iter().map(|mut token| {
+        let (app, stop, killed_at) = (app.clone(), stop.clone(), killed_at.clone());
+        tokio::spawn(async move {
+            let (mut ok_after_kill, mut statuses) = (None, std::collections::BTreeMap::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = Instant::now();
+                let reply = app.refresh_with_cookie(&token).await;
+                *statuses.entry(reply.status).or_insert(0u32) += 1;
+                match reply.status {
+                    200 => {
+                        token = reply.tokens().refresh;
+                        let killed = *killed_at.lock().unwrap();
+                        if let Some(k) = killed
+                            && sent > k
+                            && ok_after_kill.is_none()
+                        {
+                            ok_after_kill = Some(sent - k);
+                        }
+                    }
+                    503 => tokio::time::sleep(Duration::from_millis(50)).await,
+                    other => panic!("a refresh answered {other}: {}", reply.text),
+                }
+            }
+            (token, ok_after_kill, statuses)
+        })
+    });
+    let load: Vec<_> = load.collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    master.stop();
+    *killed_at.lock().unwrap() = Some(Instant::now());
+    // The sentinels promote a replica; the load runs on for a while after that.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let view = sentinel_view(&sentinels[0], name).await;
+        if view.get("port") != Some(&master.port.to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failover: {view:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = std::collections::BTreeMap::new();
+    for task in load {
+        let (token, ok_after_kill, statuses) = task.await.unwrap();
+        for (status, n) in statuses {
+            *total.entry(status).or_insert(0) += n;
+        }
+        let back = ok_after_kill.expect("a chain never worked again after the kill");
+        eprintln!("a chain worked again {back:?} after the kill");
+        assert!(
+            back < Duration::from_secs(15),
+            "working again only after {back:?}"
+        );
+        // Intact: the chain's newest token refreshes.
+        assert_detail(&app.refresh_with_cookie(&token).await, 200, REFRESHED);
+    }
+    assert!(total.keys().all(|s| *s == 200 || *s == 503), "{total:?}");
+    eprintln!("statuses during the failover: {total:?}");
+
+    // The user commands find the new master through the sentinels too.
+    let listed = refreshd(
+        &[
+            ("REDIS_SENTINELS", addrs.as_str()),
+            ("REDIS_SENTINEL_MASTER", name),
+        ],
+        &["user", "list"],
+        "",
+    );
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains("user"),
+        "{listed:?}"
+    );
+    drop(replicas);
+}
