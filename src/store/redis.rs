@@ -126,6 +126,11 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
+tokio::task_local! {
+    /// The deadline of the store operation under way on this task (see `operation`).
+    static DEADLINE: Instant;
+}
+
 static NEXT_STORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub struct RedisStore {
@@ -551,13 +556,32 @@ impl RedisStore {
         }
     }
 
-    /// Runs one store call within the timeout.
+    /// Runs one store operation of several calls: they share one deadline, STORE_TIMEOUT from
+    /// now (an operation inside another keeps the outer deadline).
+    async fn operation<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        if DEADLINE.try_with(|_| ()).is_ok() {
+            return op.await;
+        }
+        DEADLINE.scope(Instant::now() + self.timeout, op).await
+    }
+
+    /// What is left of this call's deadline: its operation's, or STORE_TIMEOUT from now.
+    fn remaining(&self) -> Duration {
+        DEADLINE
+            .try_with(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(self.timeout)
+    }
+
+    /// Runs one store call within the timeout (what is left of its operation's deadline).
     async fn bounded<T, F>(&self, call: F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, call).await;
+        let result = tokio::time::timeout(self.remaining(), call).await;
         if let Some(m) = &self.metrics {
             m.store_call(started.elapsed());
         }
@@ -753,79 +777,88 @@ impl UserStore for RedisStore {
     /// record is written: a crash or a timeout part-way never leaves a username taken by
     /// nobody, and two adds of one name cannot both win.
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut c = self.conn().await;
-        let name_key = username_key(&user.username);
-        let id = user.id.as_str();
-        // Longer than the four bounded calls below can take.
-        let lease = Duration::from_secs(30) + self.timeout * 4;
-        let claimed: bool = self
-            .bounded(
-                redis::cmd("SET")
-                    .arg(&name_key)
-                    .arg(id)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(lease.as_millis() as u64)
-                    .query_async::<Option<String>>(&mut c),
-            )
-            .await?
-            .is_some();
-        if !claimed {
-            // Taken, or being added right now. When a user of that name exists, make sure it is
-            // listed, in case its own add stopped just short of that.
-            if let Some(existing) = self.user_by_username(&user.username).await? {
-                let _: i64 = self
-                    .bounded(c.sadd(USERS_KEY, existing.id.as_str()))
-                    .await?;
+        self.operation(async {
+            let mut c = self.conn().await;
+            let name_key = username_key(&user.username);
+            let id = user.id.as_str();
+            // Longer than the four bounded calls below can take.
+            let lease = Duration::from_secs(30) + self.timeout * 4;
+            let claimed: bool = self
+                .bounded(
+                    redis::cmd("SET")
+                        .arg(&name_key)
+                        .arg(id)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lease.as_millis() as u64)
+                        .query_async::<Option<String>>(&mut c),
+                )
+                .await?
+                .is_some();
+            if !claimed {
+                // Taken, or being added right now. When a user of that name exists, make sure it is
+                // listed, in case its own add stopped just short of that.
+                if let Some(existing) = self.user_by_username(&user.username).await? {
+                    let _: i64 = self
+                        .bounded(c.sadd(USERS_KEY, existing.id.as_str()))
+                        .await?;
+                }
+                return Err(StoreError::UsernameTaken);
             }
-            return Err(StoreError::UsernameTaken);
-        }
-        let call = add_user_call(user);
-        let created: i64 = self.write(&self.scripts.add_user, &call).await?;
-        if created == 0 {
-            self.settle_claim(&name_key, id, "drop").await?;
-            return Err(StoreError::IdTaken);
-        }
-        if !self.settle_claim(&name_key, id, "keep").await? {
-            // The lease ran out (a store slower than its timeouts) and the name went elsewhere.
-            let _: i64 = self.bounded(c.del(user_key(&user.id))).await?;
-            return Err(StoreError::UsernameTaken);
-        }
-        let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
-        self.confirm(USERS_KEY).await
+            let call = add_user_call(user);
+            let created: i64 = self.write(&self.scripts.add_user, &call).await?;
+            if created == 0 {
+                self.settle_claim(&name_key, id, "drop").await?;
+                return Err(StoreError::IdTaken);
+            }
+            if !self.settle_claim(&name_key, id, "keep").await? {
+                // The lease ran out (a store slower than its timeouts) and the name went elsewhere.
+                let _: i64 = self.bounded(c.del(user_key(&user.id))).await?;
+                return Err(StoreError::UsernameTaken);
+            }
+            let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
+            self.confirm(USERS_KEY).await
+        })
+        .await
     }
 
     async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        let mut c = self.conn().await;
-        let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
-        match id.as_deref().and_then(UserId::parse) {
-            Some(id) => self.user_by_id(&id).await,
-            // The same second round trip as for a real user, so that timing does not tell
-            // which usernames exist.
-            None => self
-                .user_by_id(&UserId::parse("-").expect("a valid id"))
-                .await
-                .map(|_| None),
-        }
+        self.operation(async {
+            let mut c = self.conn().await;
+            let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
+            match id.as_deref().and_then(UserId::parse) {
+                Some(id) => self.user_by_id(&id).await,
+                // The same second round trip as for a real user, so that timing does not tell
+                // which usernames exist.
+                None => self
+                    .user_by_id(&UserId::parse("-").expect("a valid id"))
+                    .await
+                    .map(|_| None),
+            }
+        })
+        .await
     }
 
     /// Deactivating marks the user, sets the cut-off and ends every session in one script.
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError> {
-        let Some(user) = self.user_by_username(username).await? else {
-            return Ok(false);
-        };
-        if active {
-            let mut c = self.conn().await;
-            let _: i64 = self
-                .bounded(c.hset(user_key(&user.id), "active", "1"))
+        self.operation(async {
+            let Some(user) = self.user_by_username(username).await? else {
+                return Ok(false);
+            };
+            if active {
+                let mut c = self.conn().await;
+                let _: i64 = self
+                    .bounded(c.hset(user_key(&user.id), "active", "1"))
+                    .await?;
+                self.confirm(&user_key(&user.id)).await?;
+                return Ok(true);
+            }
+            let ended: i64 = self
+                .write(&self.scripts.revoke_all, &revoke_all_call(&user.id, true))
                 .await?;
-            self.confirm(&user_key(&user.id)).await?;
-            return Ok(true);
-        }
-        let ended: i64 = self
-            .write(&self.scripts.revoke_all, &revoke_all_call(&user.id, true))
-            .await?;
-        Ok(ended >= 0)
+            Ok(ended >= 0)
+        })
+        .await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -876,11 +909,14 @@ impl SessionStore for RedisStore {
     }
 
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
-        let epoch = if r.foreign { self.epoch().await? } else { 0 };
-        let reply: Vec<String> = self
-            .write(&self.scripts.refresh, &refresh_call(r, epoch))
-            .await?;
-        parse_refresh_reply(&reply)
+        self.operation(async {
+            let epoch = if r.foreign { self.epoch().await? } else { 0 };
+            let reply: Vec<String> = self
+                .write(&self.scripts.refresh, &refresh_call(r, epoch))
+                .await?;
+            parse_refresh_reply(&reply)
+        })
+        .await
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<RevokeOutcome, StoreError> {
@@ -1030,16 +1066,20 @@ impl LoginLimits for RedisStore {
         max: u32,
         window: Duration,
     ) -> Result<Option<Duration>, StoreError> {
-        let mut wait = None;
-        // One script per counter: the counters live in different slots of a cluster.
-        for key in keys {
-            let call = login_attempt_call(key, window);
-            let (count, pttl): (i64, i64) = self.run(&self.scripts.login_attempt, &call).await?;
-            if count > i64::from(max) {
-                wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
+        self.operation(async {
+            let mut wait = None;
+            // One script per counter: the counters live in different slots of a cluster.
+            for key in keys {
+                let call = login_attempt_call(key, window);
+                let (count, pttl): (i64, i64) =
+                    self.run(&self.scripts.login_attempt, &call).await?;
+                if count > i64::from(max) {
+                    wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
+                }
             }
-        }
-        Ok(wait)
+            Ok(wait)
+        })
+        .await
     }
 
     async fn forget_login_attempt(
@@ -1047,13 +1087,16 @@ impl LoginLimits for RedisStore {
         reset: &LimitKey,
         refund: &[LimitKey],
     ) -> Result<(), StoreError> {
-        let mut c = self.conn().await;
-        let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
-        for key in refund {
-            let call = login_refund_call(key);
-            let _: i64 = self.run(&self.scripts.login_refund, &call).await?;
-        }
-        Ok(())
+        self.operation(async {
+            let mut c = self.conn().await;
+            let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
+            for key in refund {
+                let call = login_refund_call(key);
+                let _: i64 = self.run(&self.scripts.login_refund, &call).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -1196,8 +1239,8 @@ impl RedisStore {
     ) -> redis::RedisResult<u32> {
         // WAIT 0 would wait for ever; leave the deadline a little room to say why.
         let left = self
-            .timeout
-            .saturating_sub(started.elapsed())
+            .remaining()
+            .min(self.timeout.saturating_sub(started.elapsed()))
             .saturating_sub(Duration::from_millis(20))
             .max(Duration::from_millis(1));
         let mut wait = redis::cmd("WAIT");

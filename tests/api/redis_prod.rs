@@ -773,3 +773,62 @@ async fn a_sentinel_failover_under_load_gives_only_200s_and_503s_and_keeps_every
     );
     drop(replicas);
 }
+
+/// A loopback proxy to `port` that holds each of the server's answers for `delay`: a Redis that
+/// answers every call, slowly.
+async fn slow_proxy(port: u16, delay: Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = server_read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(delay).await;
+                    if client_write.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    proxy_port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_operation_of_several_calls_answers_within_one_store_timeout() {
+    use refreshd::domain::Username;
+    use refreshd::store::{RedisStore, StoreError, UserStore};
+    let redis = RedisProcess::start(false);
+    let port = slow_proxy(redis.port, Duration::from_millis(400)).await;
+    let store = RedisStore::connect(&format!("redis://127.0.0.1:{port}/"), Duration::from_secs(1))
+        .await
+        .unwrap();
+    // Each call answers in 400 ms, well within STORE_TIMEOUT; a username lookup takes two, and
+    // adding a user four: together, too long.
+    let started = Instant::now();
+    let found = store
+        .user_by_username(&Username::parse("nobody").unwrap())
+        .await;
+    let took = started.elapsed();
+    assert_eq!(found, Ok(None), "two calls fit in one deadline");
+    let started = Instant::now();
+    let user = refreshd::auth::new_user(Username::parse(&unique("slow")).unwrap(), "pw", None);
+    let added = store.add_user(&user).await;
+    let took_add = started.elapsed();
+    assert!(matches!(added, Err(StoreError::Unavailable(_))), "{added:?}");
+    assert!(
+        took < Duration::from_millis(1100) && took_add < Duration::from_millis(1300),
+        "a lookup took {took:?}, an add {took_add:?}"
+    );
+}
