@@ -251,7 +251,8 @@ fn wait_for_redis(port: u16) {
             let mut buf = [0u8; 64];
             if s.write_all(b"PING\r\n").is_ok()
                 && let Ok(n) = s.read(&mut buf)
-                && buf[..n].starts_with(b"+PONG")
+                // Up, whether or not it wants a password first.
+                && (buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
             {
                 return;
             }

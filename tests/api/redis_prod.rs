@@ -625,7 +625,11 @@ async fn sentinel_view(
     sentinel: &RedisProcess,
     name: &str,
 ) -> std::collections::HashMap<String, String> {
-    let mut c = redis_conn(&sentinel.url()).await;
+    let mut c = redis_conn(&format!(
+        "redis://:{SENTINEL_PW}@127.0.0.1:{}/",
+        sentinel.port
+    ))
+    .await;
     redis::cmd("SENTINEL")
         .arg("MASTER")
         .arg(name)
@@ -634,16 +638,25 @@ async fn sentinel_view(
         .unwrap_or_default()
 }
 
+/// The sentinels' own password, and the data nodes' ACL user.
+const SENTINEL_PW: &str = "sentinel-pw-1";
+const DATA_USER: &str = "--user app on '>data-pw-1' '~*' '&*' '+@all'";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_under_load_gives_only_200s_and_503s_and_keeps_every_chain() {
     let name = "refreshd-test";
-    let master = RedisProcess::start(false);
+    let master = RedisProcess::start_with(false, DATA_USER);
     let replicas: Vec<RedisProcess> = (0..2)
-        .map(|_| RedisProcess::start_with(false, &format!("--replicaof 127.0.0.1 {}", master.port)))
+        .map(|_| {
+            RedisProcess::start_with(
+                false,
+                &format!("--replicaof 127.0.0.1 {} {DATA_USER}", master.port),
+            )
+        })
         .collect();
     until_replicas(&master, 2).await;
     let config = format!(
-        "sentinel monitor {name} 127.0.0.1 {} 2\nsentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 3000\nsentinel parallel-syncs {name} 2\n",
+        "sentinel monitor {name} 127.0.0.1 {} 2\nsentinel down-after-milliseconds {name} 1000\nsentinel failover-timeout {name} 3000\nsentinel parallel-syncs {name} 2\nrequirepass {SENTINEL_PW}\nsentinel sentinel-pass {SENTINEL_PW}\n",
         master.port
     );
     let sentinels: Vec<RedisProcess> = (0..3)
@@ -675,12 +688,23 @@ async fn a_sentinel_failover_under_load_gives_only_200s_and_503s_and_keeps_every
         spawn_with_settings(settings(&[
             ("REDIS_SENTINELS", &addrs),
             ("REDIS_SENTINEL_MASTER", name),
+            ("REDIS_SENTINEL_PASSWORD", SENTINEL_PW),
+            // The data nodes' user and password; host and port come from the sentinels.
+            ("REDIS_URL", "redis://app:data-pw-1@unused:1/0"),
             ("REDIS_MIN_REPLICAS", "1"),
             ("STORE_TIMEOUT", "1s"),
             ("WORKERS", "2"),
         ]))
         .await,
     );
+    // refreshd is on the master as the ACL user the template names.
+    let mut on_master = redis_conn(&master.url()).await;
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut on_master)
+        .await
+        .unwrap();
+    assert!(clients.contains("user=app"), "{clients}");
     let mut chains = Vec::new();
     for _ in 0..6 {
         chains.push(app.logged_in().await.1.refresh);
@@ -762,6 +786,8 @@ async fn a_sentinel_failover_under_load_gives_only_200s_and_503s_and_keeps_every
         &[
             ("REDIS_SENTINELS", addrs.as_str()),
             ("REDIS_SENTINEL_MASTER", name),
+            ("REDIS_SENTINEL_PASSWORD", SENTINEL_PW),
+            ("REDIS_URL", "redis://app:data-pw-1@unused:1/0"),
         ],
         &["user", "list"],
         "",
@@ -782,7 +808,9 @@ async fn slow_proxy(port: u16, delay: Duration) -> u16 {
     let proxy_port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let server = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
             let (mut client_read, mut client_write) = client.into_split();
             let (mut server_read, mut server_write) = server.into_split();
             tokio::spawn(async move {
@@ -811,9 +839,12 @@ async fn a_store_operation_of_several_calls_answers_within_one_store_timeout() {
     use refreshd::store::{RedisStore, StoreError, UserStore};
     let redis = RedisProcess::start(false);
     let port = slow_proxy(redis.port, Duration::from_millis(400)).await;
-    let store = RedisStore::connect(&format!("redis://127.0.0.1:{port}/"), Duration::from_secs(1))
-        .await
-        .unwrap();
+    let store = RedisStore::connect(
+        &format!("redis://127.0.0.1:{port}/"),
+        Duration::from_secs(1),
+    )
+    .await
+    .unwrap();
     // Each call answers in 400 ms, well within STORE_TIMEOUT; a username lookup takes two, and
     // adding a user four: together, too long.
     let started = Instant::now();
@@ -826,7 +857,10 @@ async fn a_store_operation_of_several_calls_answers_within_one_store_timeout() {
     let user = refreshd::auth::new_user(Username::parse(&unique("slow")).unwrap(), "pw", None);
     let added = store.add_user(&user).await;
     let took_add = started.elapsed();
-    assert!(matches!(added, Err(StoreError::Unavailable(_))), "{added:?}");
+    assert!(
+        matches!(added, Err(StoreError::Unavailable(_))),
+        "{added:?}"
+    );
     assert!(
         took < Duration::from_millis(1100) && took_add < Duration::from_millis(1300),
         "a lookup took {took:?}, an add {took_add:?}"
