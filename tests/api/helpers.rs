@@ -107,8 +107,9 @@ impl RedisProcess {
     }
 
     /// Starts a cluster-enabled node (persistent, so that it can rejoin after a restart).
-    pub fn start_cluster_node() -> Self {
-        Self::launch(free_cluster_port(), true, true, "")
+    /// With more arguments (such as `--tls-port`).
+    pub fn start_cluster_node_with(extra: &str) -> Self {
+        Self::launch(free_cluster_port(), true, true, extra)
     }
 
     /// Starts a sentinel (`redis-server --sentinel`) with `config` (its `sentinel ...` lines).
@@ -387,7 +388,14 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisProcess> = (0..3).map(|_| RedisProcess::start_cluster_node()).collect();
+        Self::start_with(String::new)
+    }
+
+    /// Three masters, each started with the arguments `extra` makes for it.
+    pub fn start_with(extra: impl Fn() -> String) -> Self {
+        let nodes: Vec<RedisProcess> = (0..3)
+            .map(|_| RedisProcess::start_cluster_node_with(&extra()))
+            .collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))

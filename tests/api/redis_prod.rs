@@ -866,3 +866,52 @@ async fn a_store_operation_of_several_calls_answers_within_one_store_timeout() {
         "a lookup took {took:?}, an add {took_add:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_over_tls_is_verified_and_serves_refreshes() {
+    let ca = TestCa::new();
+    ca.issue(
+        "server",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
+    let tls_ports = std::sync::Mutex::new(Vec::new());
+    let cluster = RedisCluster::start_with(|| {
+        let port = free_port();
+        tls_ports.lock().unwrap().push(port);
+        format!(
+            "--tls-port {port} --tls-cluster yes --tls-cert-file '{}' --tls-key-file '{}' --tls-ca-cert-file '{}' --tls-auth-clients no",
+            ca.path("server.pem"),
+            ca.path("server.key"),
+            ca.path("ca.pem"),
+        )
+    });
+    let nodes = tls_ports
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| format!("rediss://127.0.0.1:{p}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let other = TestCa::new();
+    let why = refusal(&[
+        ("REDIS_CLUSTER_NODES", &nodes),
+        ("REDIS_CA_FILE", &other.path("ca.pem")),
+    ])
+    .await;
+    assert!(why.contains("TLS to Redis failed"), "{why}");
+
+    let app = spawn_with_settings(settings(&[
+        ("REDIS_CLUSTER_NODES", &nodes),
+        ("REDIS_CA_FILE", &ca.path("ca.pem")),
+    ]))
+    .await;
+    for _ in 0..3 {
+        let (_, tokens) = app.logged_in().await;
+        assert_detail(
+            &app.refresh_with_cookie(&tokens.refresh).await,
+            200,
+            REFRESHED,
+        );
+    }
+    drop(cluster);
+}
