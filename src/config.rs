@@ -17,7 +17,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("WORKERS", "0"),
     ("REDIS_URL", ""),
     ("REDIS_CLUSTER_NODES", ""),
+    ("REDIS_SENTINELS", ""),
+    ("REDIS_SENTINEL_MASTER", ""),
+    ("REDIS_SENTINEL_PASSWORD", ""),
+    ("REDIS_CA_FILE", ""),
+    ("REDIS_CLIENT_CERT_FILE", ""),
+    ("REDIS_CLIENT_KEY_FILE", ""),
     ("STORE_TIMEOUT", "2s"),
+    ("REDIS_MIN_REPLICAS", "0"),
     ("SHUTDOWN_TIMEOUT", "10s"),
     ("REQUEST_BODY_TIMEOUT", "10s"),
     ("MAX_CONNECTIONS", "0"),
@@ -158,7 +165,19 @@ pub struct Settings {
     pub redis_url: Option<Secret>,
     /// A Redis Cluster's seed nodes (`redis://host:port` each), instead of REDIS_URL.
     pub redis_cluster_nodes: Vec<String>,
+    /// Sentinels (`host:port` each) that name the master, instead of REDIS_URL's host; REDIS_URL,
+    /// if set, then gives the data nodes' scheme, user, password and database.
+    pub redis_sentinels: Vec<String>,
+    pub redis_sentinel_master: Option<String>,
+    pub redis_sentinel_password: Option<Secret>,
+    /// For `rediss://`: a PEM file of the only roots trusted (unset: the system's roots).
+    pub redis_ca_file: Option<String>,
+    /// For mutual TLS: a PEM client certificate (chain) and its private key.
+    pub redis_client_cert_file: Option<String>,
+    pub redis_client_key_file: Option<String>,
     pub store_timeout: Duration,
+    /// Replicas that must hold each write a client is told about (Redis WAIT); 0: none.
+    pub redis_min_replicas: u32,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     /// How long a request's body may take to arrive, from the end of its head; then 408.
@@ -472,7 +491,26 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect(),
+            redis_sentinels: r
+                .string("REDIS_SENTINELS")
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            redis_sentinel_master: r.optional("REDIS_SENTINEL_MASTER"),
+            redis_sentinel_password: r
+                .optional("REDIS_SENTINEL_PASSWORD")
+                .map(|p| Secret::new(p.into_bytes())),
+            redis_ca_file: r.optional("REDIS_CA_FILE"),
+            redis_client_cert_file: r.optional("REDIS_CLIENT_CERT_FILE"),
+            redis_client_key_file: r.optional("REDIS_CLIENT_KEY_FILE"),
             store_timeout: r.duration("STORE_TIMEOUT"),
+            redis_min_replicas: r.parsed("REDIS_MIN_REPLICAS", 0, |s| {
+                s.parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 64)
+                    .ok_or_else(|| format!("{s:?} is not a number of replicas (0 to 64)"))
+            }),
             shutdown_timeout: r.duration("SHUTDOWN_TIMEOUT"),
             request_body_timeout: r.duration("REQUEST_BODY_TIMEOUT"),
             max_connections: r.parsed("MAX_CONNECTIONS", 0, |s| {
@@ -681,31 +719,105 @@ impl Settings {
         if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
             problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: name one store".into());
         }
-        // This build speaks plain Redis only: a rediss:// URL would fail at the first connection
-        // with the client library's words instead of ours.
-        const NO_TLS: &str = "rediss:// (TLS) is not built in: reach Redis over a private network or a TLS tunnel (stunnel, a sidecar) and name it redis://";
-        if let Some(url) = &self.redis_url {
-            let url = String::from_utf8_lossy(url.expose()).to_ascii_lowercase();
-            if url.starts_with("rediss://") {
-                problems.push(format!("REDIS_URL: {NO_TLS}"));
-            } else if !(url.starts_with("redis://")
-                || url.starts_with("unix://")
-                || url.starts_with("redis+unix://"))
-            {
-                problems.push(
-                    "REDIS_URL must be a redis://[user:password@]host:port[/db] URL (or unix:///path/to/socket)".into(),
-                );
+        let urls: Vec<(&str, String)> = self
+            .redis_url
+            .iter()
+            .map(|u| {
+                (
+                    "REDIS_URL",
+                    String::from_utf8_lossy(u.expose()).into_owned(),
+                )
+            })
+            .chain(
+                self.redis_cluster_nodes
+                    .iter()
+                    .map(|n| ("REDIS_CLUSTER_NODES", n.clone())),
+            )
+            .collect();
+        for (var, url) in &urls {
+            let lower = url.to_ascii_lowercase();
+            let known = if *var == "REDIS_URL" {
+                ["rediss://", "redis://", "unix://", "redis+unix://"].as_slice()
+            } else {
+                ["rediss://", "redis://"].as_slice()
+            };
+            if !known.iter().any(|k| lower.starts_with(k)) {
+                problems.push(if *var == "REDIS_URL" {
+                    "REDIS_URL must be a redis://[user:password@]host:port[/db] or rediss:// (TLS) URL (or unix:///path/to/socket)".into()
+                } else {
+                    format!(
+                        "REDIS_CLUSTER_NODES: {:?} is not a redis://host:port or rediss://host:port URL",
+                        redact_url(url)
+                    )
+                });
             }
-        }
-        for node in &self.redis_cluster_nodes {
-            let node = node.to_ascii_lowercase();
-            if node.starts_with("rediss://") {
-                problems.push(format!("REDIS_CLUSTER_NODES: {NO_TLS}"));
-            } else if !node.starts_with("redis://") {
+            // The client library's `#insecure` turns certificate checks off; refreshd never does.
+            if lower.starts_with("rediss://") && lower.contains('#') {
                 problems.push(format!(
-                    "REDIS_CLUSTER_NODES: {node:?} is not a redis://host:port URL"
+                    "{var}: a #fragment (such as #insecure) is not allowed on a rediss:// URL: certificates are always verified (give REDIS_CA_FILE for a private CA)"
                 ));
             }
+        }
+        let tls: Vec<bool> = urls
+            .iter()
+            .map(|(_, u)| u.to_ascii_lowercase().starts_with("rediss://"))
+            .collect();
+        if tls.contains(&true) && tls.contains(&false) {
+            problems.push("REDIS_CLUSTER_NODES mixes rediss:// and redis:// nodes: name every node with one scheme".into());
+        }
+        let tls_files = [
+            ("REDIS_CA_FILE", &self.redis_ca_file, "CERTIFICATE"),
+            (
+                "REDIS_CLIENT_CERT_FILE",
+                &self.redis_client_cert_file,
+                "CERTIFICATE",
+            ),
+            (
+                "REDIS_CLIENT_KEY_FILE",
+                &self.redis_client_key_file,
+                "PRIVATE KEY",
+            ),
+        ];
+        for (var, path, pem) in tls_files {
+            let Some(path) = path else { continue };
+            if !tls.contains(&true) {
+                problems.push(format!(
+                    "{var} is set but no Redis URL is rediss://: name the Redis with rediss:// for TLS (or unset {var})"
+                ));
+            }
+            match std::fs::read_to_string(path) {
+                Ok(text) if text.contains("-----BEGIN") && text.contains(pem) => {}
+                Ok(_) => problems.push(format!("{var}={path} holds no PEM {pem}")),
+                Err(e) => problems.push(format!("{var}={path} cannot be read: {e}")),
+            }
+        }
+        if !self.redis_sentinels.is_empty() {
+            if !self.redis_cluster_nodes.is_empty() {
+                problems.push(
+                    "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: name one store".into(),
+                );
+            }
+            if self.redis_sentinel_master.is_none() {
+                problems.push("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name of the master group the sentinels monitor".into());
+            }
+            for sentinel in &self.redis_sentinels {
+                let ok = sentinel
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !ok {
+                    problems.push(format!(
+                        "REDIS_SENTINELS: {sentinel:?} is not host:port (such as 10.0.0.5:26379)"
+                    ));
+                }
+            }
+        } else if self.redis_sentinel_master.is_some() || self.redis_sentinel_password.is_some() {
+            problems.push("REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD need REDIS_SENTINELS (the sentinels' host:port list)".into());
+        }
+        if self.redis_min_replicas > 0 && urls.is_empty() && self.redis_sentinels.is_empty() {
+            problems.push("REDIS_MIN_REPLICAS needs a Redis (REDIS_URL or REDIS_CLUSTER_NODES): the in-process store has no replicas".into());
+        }
+        if self.redis_client_cert_file.is_some() != self.redis_client_key_file.is_some() {
+            problems.push("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both for mutual TLS, or neither".into());
         }
         if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
             problems.push("LOGIN_FAILURE_WINDOW must be longer than 0 (or set LOGIN_MAX_FAILURES=0 to turn limiting off)".into());
@@ -722,8 +834,11 @@ impl Settings {
                     self.algorithm.as_str()
                 ));
             }
-            if self.redis_url.is_none() && self.redis_cluster_nodes.is_empty() {
-                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE) or REDIS_CLUSTER_NODES: the in-process store loses every session on restart and is not shared between instances".into());
+            if self.redis_url.is_none()
+                && self.redis_cluster_nodes.is_empty()
+                && self.redis_sentinels.is_empty()
+            {
+                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE), REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store loses every session on restart and is not shared between instances".into());
             }
             if !self.cookie_secure {
                 problems.push(
@@ -773,7 +888,21 @@ impl Settings {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            ("REDIS_SENTINELS", self.redis_sentinels.join(",")),
+            ("REDIS_SENTINEL_MASTER", opt(&self.redis_sentinel_master)),
+            (
+                "REDIS_SENTINEL_PASSWORD",
+                if self.redis_sentinel_password.is_some() {
+                    "(set)".into()
+                } else {
+                    "(unset)".into()
+                },
+            ),
+            ("REDIS_CA_FILE", opt(&self.redis_ca_file)),
+            ("REDIS_CLIENT_CERT_FILE", opt(&self.redis_client_cert_file)),
+            ("REDIS_CLIENT_KEY_FILE", opt(&self.redis_client_key_file)),
             ("STORE_TIMEOUT", d(self.store_timeout)),
+            ("REDIS_MIN_REPLICAS", self.redis_min_replicas.to_string()),
             ("SHUTDOWN_TIMEOUT", d(self.shutdown_timeout)),
             ("REQUEST_BODY_TIMEOUT", d(self.request_body_timeout)),
             (
@@ -1161,15 +1290,105 @@ mod tests {
         let p = problems(&[("SIGNING_KEY_FILE", empty.to_str().unwrap())]);
         assert_eq!(p.len(), 1, "{p:#?}");
         assert!(p[0].ends_with("is empty: put the value in it"), "{p:#?}");
-        let p = problems(&[("REDIS_URL", "rediss://cache:6380/")]);
+        assert!(settings(&[("REDIS_URL", "rediss://u:pw@cache:6380/")]).is_ok());
+        let p = problems(&[("REDIS_URL", "rediss://cache:6380/#insecure")]);
         assert!(
-            p[0].starts_with("REDIS_URL: rediss:// (TLS) is not built in"),
+            p[0].starts_with("REDIS_URL: a #fragment (such as #insecure) is not allowed"),
             "{p:#?}"
         );
         let p = problems(&[("REDIS_URL", "cache:6379")]);
         assert!(p[0].starts_with("REDIS_URL must be a redis://"), "{p:#?}");
         let p = problems(&[("REDIS_URL_FILE", "/nonexistent/refreshd")]);
         assert!(p[0].starts_with("REDIS_URL_FILE=/nonexistent/refreshd cannot be read"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn sentinels_need_a_master_name_and_host_port_addresses() {
+        let s = settings(&[
+            ("REDIS_SENTINELS", "10.0.0.5:26379, 10.0.0.6:26379"),
+            ("REDIS_SENTINEL_MASTER", "refreshd"),
+            ("REDIS_SENTINEL_PASSWORD", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(s.redis_sentinels, ["10.0.0.5:26379", "10.0.0.6:26379"]);
+        assert!(!format!("{:?}", s.describe()).contains("s3cret"));
+        let p = problems(&[("REDIS_SENTINELS", "10.0.0.5")]);
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("\"10.0.0.5\" is not host:port")),
+            "{p:#?}"
+        );
+        let p = problems(&[("REDIS_SENTINEL_MASTER", "refreshd")]);
+        assert!(p[0].contains("need REDIS_SENTINELS"), "{p:#?}");
+    }
+
+    #[test]
+    fn redis_min_replicas_is_a_small_number_and_needs_a_redis() {
+        let s = settings(&[("REDIS_URL", "redis://cache/"), ("REDIS_MIN_REPLICAS", "2")]).unwrap();
+        assert_eq!(s.redis_min_replicas, 2);
+        let p = problems(&[
+            ("REDIS_URL", "redis://cache/"),
+            ("REDIS_MIN_REPLICAS", "one"),
+        ]);
+        assert_eq!(
+            p,
+            vec!["REDIS_MIN_REPLICAS: \"one\" is not a number of replicas (0 to 64)"]
+        );
+        let p = problems(&[("REDIS_MIN_REPLICAS", "1")]);
+        assert!(
+            p[0].starts_with("REDIS_MIN_REPLICAS needs a Redis"),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn redis_tls_files_are_checked_and_need_a_rediss_url() {
+        let dir = std::env::temp_dir().join(format!("refreshd-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = dir.join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let ca = ca.to_str().unwrap();
+        assert!(settings(&[("REDIS_URL", "rediss://cache/"), ("REDIS_CA_FILE", ca)]).is_ok());
+        let p = problems(&[("REDIS_URL", "redis://cache/"), ("REDIS_CA_FILE", ca)]);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(
+            p[0].starts_with("REDIS_CA_FILE is set but no Redis URL is rediss://"),
+            "{p:#?}"
+        );
+        let p = problems(&[
+            ("REDIS_URL", "rediss://cache/"),
+            ("REDIS_CA_FILE", "/nonexistent/ca.pem"),
+        ]);
+        assert!(
+            p[0].starts_with("REDIS_CA_FILE=/nonexistent/ca.pem cannot be read"),
+            "{p:#?}"
+        );
+        let p = problems(&[
+            ("REDIS_URL", "rediss://cache/"),
+            ("REDIS_CLIENT_KEY_FILE", ca),
+        ]);
+        assert!(
+            p.iter().any(|m| m.contains("holds no PEM PRIVATE KEY")),
+            "{p:#?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m
+                    .starts_with("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together")),
+            "{p:#?}"
+        );
+        let p = problems(&[("REDIS_CLUSTER_NODES", "rediss://a:7000,redis://b:7000")]);
+        assert!(p[0].contains("mixes rediss:// and redis://"), "{p:#?}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

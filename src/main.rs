@@ -295,8 +295,11 @@ async fn serve(settings: Settings) -> Result<(), String> {
 }
 
 async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
-    if settings.redis_url.is_none() && settings.redis_cluster_nodes.is_empty() {
-        return Err("user commands need REDIS_URL or REDIS_CLUSTER_NODES: the in-process store lives inside a running server and cannot be changed from outside".into());
+    if settings.redis_url.is_none()
+        && settings.redis_cluster_nodes.is_empty()
+        && settings.redis_sentinels.is_empty()
+    {
+        return Err("user commands need REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store lives inside a running server and cannot be changed from outside".into());
     }
     // Read before connecting: a file that cannot be read at all changes nothing.
     let import = match &cmd {

@@ -15,12 +15,14 @@ use crate::config::Settings;
 use crate::domain::Username;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
-use crate::store::{MemoryStore, RedisStore, Store, StoreError};
+use crate::store::{
+    Eviction, MemoryStore, RedisOptions, RedisStore, SentinelConfig, Store, StoreError,
+};
 use crate::tokens::TokenCodec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot reach Redis (REDIS_URL or REDIS_CLUSTER_NODES): {0}")]
+    #[error("cannot use Redis (REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS): {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
     Keys(#[from] crate::tokens::keys::KeyError),
@@ -28,6 +30,10 @@ pub enum StartupError {
         "APP_ENV=production: the user demo is active and its password is demo (the docker compose demo leaves it in Redis); anyone could log in as it. Run `refreshd user deactivate demo`, or give it another password, then start again"
     )]
     DemoAccount,
+    #[error(
+        "APP_ENV=production: Redis evicts keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}); it could silently drop sessions and revoked tokens. Set maxmemory-policy noeviction (a full Redis then refuses writes with 503s and loses nothing), or maxmemory 0"
+    )]
+    Evicting { policy: String, maxmemory: u64 },
     #[error("cannot listen on BIND_ADDR={addr}: {source}")]
     Bind {
         addr: String,
@@ -42,13 +48,31 @@ pub async fn open_store(
     metrics: Option<Arc<Metrics>>,
 ) -> Result<Arc<dyn Store>, StoreError> {
     let store = match &settings.redis_url {
+        _ if !settings.redis_sentinels.is_empty() => {
+            let sentinel = SentinelConfig {
+                sentinels: settings.redis_sentinels.clone(),
+                master: settings.redis_sentinel_master.clone().unwrap_or_default(),
+                password: settings
+                    .redis_sentinel_password
+                    .as_ref()
+                    .map(|p| String::from_utf8_lossy(p.expose()).into_owned()),
+                data_url: settings
+                    .redis_url
+                    .as_ref()
+                    .map(|u| String::from_utf8_lossy(u.expose()).into_owned()),
+            };
+            RedisStore::connect_sentinel(sentinel, &redis_options(settings)?).await?
+        }
         Some(url) => {
             let url = String::from_utf8_lossy(url.expose()).into_owned();
-            RedisStore::connect(&url, settings.store_timeout).await?
+            RedisStore::connect_with(&url, &redis_options(settings)?).await?
         }
         None if !settings.redis_cluster_nodes.is_empty() => {
-            RedisStore::connect_cluster(&settings.redis_cluster_nodes, settings.store_timeout)
-                .await?
+            RedisStore::connect_cluster_with(
+                &settings.redis_cluster_nodes,
+                &redis_options(settings)?,
+            )
+            .await?
         }
         None => return Ok(Arc::new(MemoryStore::new())),
     };
@@ -56,6 +80,25 @@ pub async fn open_store(
         Some(m) => store.with_metrics(m),
         None => store,
     }))
+}
+
+/// The store's deadline and TLS material, the files read now (validation saw them readable).
+fn redis_options(settings: &Settings) -> Result<RedisOptions, StoreError> {
+    let read = |var: &str, path: &Option<String>| {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|e| StoreError::Unavailable(format!("{var}={p}: {e}")))
+            })
+            .transpose()
+    };
+    let cert = read("REDIS_CLIENT_CERT_FILE", &settings.redis_client_cert_file)?;
+    let key = read("REDIS_CLIENT_KEY_FILE", &settings.redis_client_key_file)?;
+    Ok(RedisOptions {
+        timeout: settings.store_timeout,
+        ca: read("REDIS_CA_FILE", &settings.redis_ca_file)?,
+        client_cert: cert.zip(key),
+        min_replicas: settings.redis_min_replicas,
+    })
 }
 
 pub struct Application {
@@ -319,11 +362,47 @@ async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupE
             }
         }
     } else {
-        if settings.redis_cluster_nodes.is_empty() {
+        if !settings.redis_sentinels.is_empty() {
+            log::info!(
+                "using the Redis master the sentinels (REDIS_SENTINELS) name for REDIS_SENTINEL_MASTER"
+            );
+        } else if settings.redis_cluster_nodes.is_empty() {
             log::info!("using Redis at REDIS_URL");
         } else {
             log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES");
         }
+        check_fitness(settings, store).await?;
+    }
+    Ok(())
+}
+
+/// SPEC 5: an evicting Redis is refused in production and reported otherwise; one that keeps
+/// nothing on disk is reported.
+async fn check_fitness(settings: &Settings, store: &dyn Store) -> Result<(), StartupError> {
+    let fitness = store.fitness().await?;
+    match fitness.eviction {
+        Eviction::Never => {}
+        Eviction::Evicts { policy, maxmemory } if settings.production => {
+            return Err(StartupError::Evicting { policy, maxmemory });
+        }
+        Eviction::Evicts { policy, maxmemory } => log::warn!(
+            "Redis evicts keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}): sessions and revoked tokens can vanish, and /readyz answers 503 while it does. Set maxmemory-policy noeviction; APP_ENV=production refuses to start on it"
+        ),
+        Eviction::Unknown(why) => log::warn!(
+            "could not check Redis' maxmemory-policy (CONFIG GET not allowed: {why}); make sure it is noeviction, or sessions and revoked tokens can vanish"
+        ),
+    }
+    if let Some((online, needed)) = fitness.replicas
+        && online < needed
+    {
+        log::warn!(
+            "REDIS_MIN_REPLICAS={needed} but {online} replica(s) online: every write answers 503, and /readyz too, until enough are"
+        );
+    }
+    if fitness.persistent == Some(false) {
+        log::warn!(
+            "Redis keeps nothing on disk (appendonly no, no save points): a restart of it logs everyone out. Turn on AOF (appendonly yes, appendfsync everysec)"
+        );
     }
     Ok(())
 }

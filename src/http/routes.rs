@@ -14,7 +14,7 @@ use super::extract::{
 };
 use crate::auth::{AuthError, IssuedTokens};
 use crate::domain::SessionId;
-use crate::store::SessionInfo;
+use crate::store::{Eviction, SessionInfo};
 
 /// The name of every route, as the router, the logs and the metrics know it.
 pub const ROUTE_NAMES: &[&str] = &[
@@ -156,11 +156,29 @@ async fn healthz() -> HttpResponse {
 }
 
 /// Ready when the store answers a PING within STORE_TIMEOUT.
+/// Ready: the store answers and is fit (SPEC 8: not evicting, replicas as required). The reason
+/// goes to the log.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.auth.store().ping().await {
-        Ok(()) => error::json(StatusCode::OK, &json!({ "status": "ready" })),
-        Err(e) => {
-            log::warn!("not ready: {e}");
+    let store = state.auth.store();
+    let unfit = match store.ping().await {
+        Err(e) => Some(e.to_string()),
+        Ok(()) => match store.fitness().await {
+            Err(e) => Some(e.to_string()),
+            Ok(fitness) => match (fitness.eviction, fitness.replicas) {
+                (Eviction::Evicts { policy, maxmemory }, _) => Some(format!(
+                    "Redis evicts keys (maxmemory {maxmemory} bytes, maxmemory-policy {policy}); set maxmemory-policy noeviction"
+                )),
+                (_, Some((online, needed))) if online < needed => Some(format!(
+                    "{online} Redis replica(s) online, REDIS_MIN_REPLICAS={needed}: writes answer 503"
+                )),
+                _ => None,
+            },
+        },
+    };
+    match unfit {
+        None => error::json(StatusCode::OK, &json!({ "status": "ready" })),
+        Some(why) => {
+            log::warn!("not ready: {why}");
             detail(StatusCode::SERVICE_UNAVAILABLE, error::UNAVAILABLE)
         }
     }

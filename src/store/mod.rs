@@ -51,7 +51,7 @@ use crate::domain::{Jti, SessionId, User, UserId, Username};
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisOptions, RedisStore, SentinelConfig};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -335,10 +335,37 @@ pub trait LoginLimits: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
+/// Whether the store's server may lose what it was told (SPEC 5), as far as it lets us see.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fitness {
+    pub eviction: Eviction,
+    /// False: neither AOF nor RDB snapshots, so a restart empties it. `None`: not known.
+    pub persistent: Option<bool>,
+    /// With REDIS_MIN_REPLICAS: the replicas online (the fewest of any master) and those needed.
+    pub replicas: Option<(u32, u32)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Eviction {
+    /// No memory limit, or `noeviction` (a full Redis refuses writes: 503s, nothing lost).
+    #[default]
+    Never,
+    /// A `maxmemory` limit with a policy that drops keys: sessions and blacklist entries can
+    /// vanish, and no rule of SPEC 4 survives that.
+    Evicts { policy: String, maxmemory: u64 },
+    /// The server would not say (CONFIG GET refused: a managed service, an ACL user without
+    /// +config); why.
+    Unknown(String),
+}
+
 /// The whole store.
 #[async_trait]
 pub trait Store: UserStore + SessionStore + LoginLimits {
     /// "redis" or "memory", for logs.
     fn kind(&self) -> &'static str;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The server's eviction and persistence settings. The in-process store evicts nothing.
+    async fn fitness(&self) -> Result<Fitness, StoreError> {
+        Ok(Fitness::default())
+    }
 }

@@ -43,13 +43,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
 use super::{
-    AnswerKind, CheckOutcome, Imported, LimitKey, LoginLimits, NewSession, RefreshAnswer,
-    RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest, SessionInfo,
-    SessionStore, Store, StoreError, TokenCheck, UserStore,
+    AnswerKind, CheckOutcome, Eviction, Fitness, Imported, LimitKey, LoginLimits, NewSession,
+    RefreshAnswer, RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest,
+    SessionInfo, SessionStore, Store, StoreError, TokenCheck, UserStore,
 };
 use crate::domain::{Jti, SessionId, User, UserId, Username};
 use crate::metrics::Metrics;
@@ -122,28 +124,294 @@ impl ConnectionLike for Conn {
 thread_local! {
     /// Each HTTP worker thread's own connections, by store: a worker then waits on a socket its
     /// own runtime drives, instead of handing every call to another thread and back.
-    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, ConnectionManager)>> =
+    /// (store id, the generation of the Redis it goes to, the connection).
+    static WORKER_CONNECTIONS: std::cell::RefCell<Vec<(u64, u64, ConnectionManager)>> =
         const { std::cell::RefCell::new(Vec::new()) };
+}
+
+tokio::task_local! {
+    /// The deadline of the store operation under way on this task (see `operation`).
+    static DEADLINE: Instant;
 }
 
 static NEXT_STORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub struct RedisStore {
     id: u64,
-    /// How to open more connections to a single Redis (one per worker thread).
-    single: Option<(redis::Client, ConnectionManagerConfig)>,
+    /// How to open more connections to a single Redis (one per worker thread), and which one.
+    single: Option<Arc<Single>>,
     conn: Conn,
     timeout: Duration,
+    /// Replicas that must confirm each write a client is told about (`WAIT`); 0: none.
+    min_replicas: u32,
     metrics: Option<Arc<Metrics>>,
     scripts: Arc<Scripts>,
+}
+
+/// How to reach Redis beyond its URL: the deadline of every call, and the TLS material for
+/// `rediss://` URLs (PEM, as read from the files the settings name).
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    pub timeout: Duration,
+    /// The only roots a `rediss://` server's certificate may chain to; `None`: the system's.
+    pub ca: Option<Vec<u8>>,
+    /// A client certificate chain and its private key, for mutual TLS.
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
+    /// REDIS_MIN_REPLICAS: how many replicas must hold a write before it is answered.
+    pub min_replicas: u32,
+}
+
+impl RedisOptions {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
+
+    fn certificates(&self) -> redis::TlsCertificates {
+        redis::TlsCertificates {
+            client_tls: self
+                .client_cert
+                .as_ref()
+                .map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.clone(),
+                }),
+            root_cert: self.ca.clone(),
+        }
+    }
+
+    /// Where a server certificate is checked, for messages.
+    fn roots(&self) -> &'static str {
+        if self.ca.is_some() {
+            "REDIS_CA_FILE"
+        } else {
+            "the system's roots"
+        }
+    }
+}
+
+/// Redis Sentinel: where the sentinels are, which master group, and how to reach its nodes.
+#[derive(Clone)]
+pub struct SentinelConfig {
+    /// `host:port` of each sentinel.
+    pub sentinels: Vec<String>,
+    /// The master group's name (`sentinel monitor <name> ...`).
+    pub master: String,
+    /// The sentinels' own password (`requirepass` in their configuration).
+    pub password: Option<String>,
+    /// The data nodes' scheme, user, password and database, as a URL whose host and port are
+    /// replaced by the master's (REDIS_URL); `None`: `redis://` with no password. The sentinels
+    /// are asked with the same scheme and TLS material.
+    pub data_url: Option<String>,
+}
+
+impl SentinelConfig {
+    fn scheme(&self) -> &str {
+        match &self.data_url {
+            Some(url) if is_tls(url) => "rediss",
+            _ => "redis",
+        }
+    }
+
+    /// The data node at `addr` (`host:port`), with the template's scheme, user, password and db.
+    fn data_url(&self, addr: &str) -> String {
+        let Some(template) = &self.data_url else {
+            return format!("redis://{addr}/");
+        };
+        let (scheme, rest) = template.split_once("://").unwrap_or(("redis", template));
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, "/"),
+        };
+        let userinfo = authority
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{userinfo}{addr}{path}")
+    }
+
+    /// Asks each sentinel in turn for the master's address; the first answer counts.
+    async fn master_addr(&self, options: &RedisOptions) -> Result<String, StoreError> {
+        let mut why = Vec::new();
+        for sentinel in &self.sentinels {
+            let auth = self
+                .password
+                .as_ref()
+                .map(|p| format!(":{}@", percent_encode(p)))
+                .unwrap_or_default();
+            let client =
+                match client_for(&format!("{}://{auth}{sentinel}/", self.scheme()), options) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        why.push(format!("{sentinel}: {e}"));
+                        continue;
+                    }
+                };
+            let asked = tokio::time::timeout(options.timeout, async {
+                let mut c = client.get_multiplexed_async_connection().await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&self.master)
+                    .query_async::<Option<(String, u16)>>(&mut c)
+                    .await
+            })
+            .await;
+            match asked {
+                Ok(Ok(Some((host, port)))) if host.contains(':') => {
+                    return Ok(format!("[{host}]:{port}"));
+                }
+                Ok(Ok(Some((host, port)))) => return Ok(format!("{host}:{port}")),
+                Ok(Ok(None)) => why.push(format!("{sentinel}: no master named {:?}", self.master)),
+                Ok(Err(e)) => why.push(format!("{sentinel}: {e}")),
+                Err(_) => why.push(format!("{sentinel}: no answer in time")),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "no sentinel (REDIS_SENTINELS) named the master of REDIS_SENTINEL_MASTER={}: {}",
+            self.master,
+            why.join("; ")
+        )))
+    }
+}
+
+/// A password in a URL's user information: every byte but unreserved ones escaped.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The Redis a single-node store opens its connections to.
+struct Single {
+    config: ConnectionManagerConfig,
+    /// The master's client and its generation (bumped each time the sentinels name another).
+    target: std::sync::RwLock<(u64, redis::Client)>,
+    /// The connection shared off the HTTP workers, and the generation it was made for.
+    shared: std::sync::Mutex<(u64, ConnectionManager)>,
+    sentinel: Option<Sentinel>,
+}
+
+struct Sentinel {
+    config: SentinelConfig,
+    options: RedisOptions,
+    /// The master's `host:port`, as the sentinels last named it.
+    current: std::sync::Mutex<String>,
+    /// A question to the sentinels is under way.
+    asking: std::sync::atomic::AtomicBool,
+}
+
+impl Single {
+    /// Asks the sentinels for the master; when it moved, later calls go to the new one.
+    async fn follow_master(&self) {
+        let Some(sentinel) = &self.sentinel else {
+            return;
+        };
+        let Ok(addr) = sentinel.config.master_addr(&sentinel.options).await else {
+            return;
+        };
+        let mut current = sentinel.current.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == addr {
+            return;
+        }
+        match client_for(&sentinel.config.data_url(&addr), &sentinel.options) {
+            Ok(client) => {
+                let mut target = self.target.write().unwrap_or_else(|e| e.into_inner());
+                *target = (target.0 + 1, client);
+                log::info!(
+                    "Redis master of {} is now {addr} (was {current}), as the sentinels say",
+                    sentinel.config.master
+                );
+                *current = addr;
+            }
+            Err(e) => log::warn!("the sentinels name {addr}, which cannot be used: {e}"),
+        }
+    }
+}
+
+fn is_tls(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+}
+
+/// rustls needs one crypto provider for the process; ring, chosen once.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err only when another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client for one URL: `rediss://` always verifies the server (host name included) against
+/// `options`' roots. The URL's `#insecure` switch is refused by the settings and not built in.
+fn client_for(url: &str, options: &RedisOptions) -> Result<redis::Client, StoreError> {
+    let client = if is_tls(url) {
+        install_tls_provider();
+        redis::Client::build_with_tls(url, options.certificates())
+    } else {
+        redis::Client::open(url)
+    };
+    // The error names what is wrong with the URL, never the URL itself (it may hold a password).
+    client.map_err(|e| StoreError::Unavailable(format!("bad Redis URL: {e}")))
+}
+
+/// A failed first connection, said so that an operator can act: a certificate that does not
+/// verify is named as such (and never retried in plain text).
+fn connect_error(e: redis::RedisError, options: &RedisOptions) -> StoreError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls") {
+        return StoreError::Unavailable(format!(
+            "TLS to Redis failed, the server's certificate checked against {}: {text}",
+            options.roots()
+        ));
+    }
+    unavailable(e)
 }
 
 impl RedisStore {
     /// Connects, failing within `timeout` when Redis cannot be reached. Afterwards the
     /// connection re-establishes itself in the background whenever it drops.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("bad REDIS_URL: {e}")))?;
+        Self::connect_with(url, &RedisOptions::new(timeout)).await
+    }
+
+    /// As `connect`, with TLS material for a `rediss://` URL.
+    pub async fn connect_with(url: &str, options: &RedisOptions) -> Result<Self, StoreError> {
+        Self::open_single(client_for(url, options)?, options, None).await
+    }
+
+    /// The master of a Sentinel-monitored group: asks the sentinels for it now, and again
+    /// whenever a call fails (a failover: the old master is gone, or answers READONLY).
+    pub async fn connect_sentinel(
+        sentinel: SentinelConfig,
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let addr = sentinel.master_addr(options).await?;
+        let client = client_for(&sentinel.data_url(&addr), options)?;
+        let found = Sentinel {
+            config: sentinel,
+            options: options.clone(),
+            current: std::sync::Mutex::new(addr),
+            asking: std::sync::atomic::AtomicBool::new(false),
+        };
+        Self::open_single(client, options, Some(found)).await
+    }
+
+    async fn open_single(
+        client: redis::Client,
+        options: &RedisOptions,
+        sentinel: Option<Sentinel>,
+    ) -> Result<Self, StoreError> {
+        let timeout = options.timeout;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -155,9 +423,15 @@ impl RedisStore {
         )
         .await
         .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
-        .map_err(unavailable)?;
-        let mut store = Self::with_conn(Conn::Single(conn), timeout);
-        store.single = Some((client, config));
+        .map_err(|e| connect_error(e, options))?;
+        let mut store = Self::with_conn(Conn::Single(conn.clone()), timeout);
+        store.single = Some(Arc::new(Single {
+            config,
+            target: std::sync::RwLock::new((0, client)),
+            shared: std::sync::Mutex::new((0, conn)),
+            sentinel,
+        }));
+        store.min_replicas = options.min_replicas;
         // The first use of a store sets its epoch (SPEC 4): foreign tokens issued before it are
         // refused, so it must not wait for the first foreign token to come along.
         store.epoch().await?;
@@ -165,56 +439,110 @@ impl RedisStore {
     }
 
     /// The connection for this call: on an HTTP worker (a single-threaded runtime), that
-    /// thread's own; elsewhere, or while a worker's own cannot be opened, the shared one.
+    /// thread's own; elsewhere, the shared one. Never waits: connecting is part of the call.
+    /// A connection made for a master the sentinels no longer name is replaced.
     async fn conn(&self) -> Conn {
-        let Some((client, config)) = &self.single else {
+        let Some(single) = &self.single else {
             return self.conn.clone();
         };
+        let (generation, client) = {
+            let target = single.target.read().unwrap_or_else(|e| e.into_inner());
+            (target.0, target.1.clone())
+        };
+        // Lazy: made at once, connected by the first call it carries, so that opening it counts
+        // against that call's deadline (bounded) instead of adding a deadline of its own.
+        let open =
+            || ConnectionManager::new_lazy_with_config(client.clone(), single.config.clone());
         let on_worker = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
         if !on_worker {
-            return self.conn.clone();
+            let mut shared = single.shared.lock().unwrap_or_else(|e| e.into_inner());
+            if shared.0 != generation
+                && let Ok(c) = open()
+            {
+                *shared = (generation, c);
+            }
+            return Conn::Single(shared.1.clone());
         }
         let local = WORKER_CONNECTIONS.with(|all| {
             all.borrow()
                 .iter()
-                .find(|(id, _)| *id == self.id)
-                .map(|(_, c)| c.clone())
+                .find(|(id, made_for, _)| *id == self.id && *made_for == generation)
+                .map(|(_, _, c)| c.clone())
         });
         if let Some(c) = local {
             return Conn::Single(c);
         }
-        let opened = tokio::time::timeout(
-            self.timeout,
-            ConnectionManager::new_with_config(client.clone(), config.clone()),
-        )
-        .await;
-        match opened {
-            Ok(Ok(c)) => {
-                WORKER_CONNECTIONS.with(|all| all.borrow_mut().push((self.id, c.clone())));
+        match open() {
+            Ok(c) => {
+                WORKER_CONNECTIONS.with(|all| {
+                    let mut all = all.borrow_mut();
+                    all.retain(|(id, _, _)| *id != self.id);
+                    all.push((self.id, generation, c.clone()));
+                });
                 Conn::Single(c)
             }
-            // Redis is down: the shared connection will say so, and retry later.
-            _ => self.conn.clone(),
+            Err(_) => self.conn.clone(),
         }
+    }
+
+    /// A call failed: with Sentinel, the master may have changed; ask (in the background, one
+    /// question at a time).
+    fn suspect_master(&self) {
+        let Some(single) = &self.single else { return };
+        let Some(sentinel) = &single.sentinel else {
+            return;
+        };
+        if sentinel
+            .asking
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return;
+        }
+        let single = single.clone();
+        tokio::spawn(async move {
+            single.follow_master().await;
+            // Not more often than this, however many calls fail meanwhile.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(s) = &single.sentinel {
+                s.asking.store(false, std::sync::atomic::Ordering::Release);
+            }
+        });
     }
 
     /// Connects to a Redis Cluster through its seed nodes. Every session's keys share one hash
     /// slot, so each rotation is still one atomic script on one node.
     pub async fn connect_cluster(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
-        let client = redis::cluster::ClusterClient::builder(nodes.to_vec())
+        Self::connect_cluster_with(nodes, &RedisOptions::new(timeout)).await
+    }
+
+    /// As `connect_cluster`, with TLS material for `rediss://` nodes.
+    pub async fn connect_cluster_with(
+        nodes: &[String],
+        options: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let timeout = options.timeout;
+        let mut builder = redis::cluster::ClusterClient::builder(nodes.to_vec());
+        if nodes.iter().any(|n| is_tls(n)) {
+            install_tls_provider();
+            builder = builder.certs(options.certificates());
+        }
+        let client = builder
             .connection_timeout(timeout)
             .response_timeout(timeout)
-            .retries(1)
-            .min_retry_wait(50)
-            .max_retry_wait(500)
+            // MOVED, ASK and TRYAGAIN (a resharding, a failover) are followed or retried, each
+            // redirection counting as one; `bounded` stops them all at the call's deadline.
+            .retries(16)
+            .min_retry_wait(10)
+            .max_retry_wait(200)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("bad REDIS_CLUSTER_NODES: {e}")))?;
         let conn = tokio::time::timeout(timeout * 2, client.get_async_connection())
             .await
             .map_err(|_| StoreError::Unavailable("timed out connecting to the cluster".into()))?
-            .map_err(unavailable)?;
-        let store = Self::with_conn(Conn::Cluster(conn), timeout);
+            .map_err(|e| connect_error(e, options))?;
+        let mut store = Self::with_conn(Conn::Cluster(conn), timeout);
+        store.min_replicas = options.min_replicas;
         store.epoch().await?;
         Ok(store)
     }
@@ -225,27 +553,51 @@ impl RedisStore {
             single: None,
             conn,
             timeout,
+            min_replicas: 0,
             metrics: None,
             scripts: Arc::new(Scripts::new()),
         }
     }
 
-    /// Runs one store call within the timeout.
+    /// Runs one store operation of several calls: they share one deadline, STORE_TIMEOUT from
+    /// now (an operation inside another keeps the outer deadline).
+    async fn operation<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        if DEADLINE.try_with(|_| ()).is_ok() {
+            return op.await;
+        }
+        DEADLINE.scope(Instant::now() + self.timeout, op).await
+    }
+
+    /// What is left of this call's deadline: its operation's, or STORE_TIMEOUT from now.
+    fn remaining(&self) -> Duration {
+        DEADLINE
+            .try_with(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or(self.timeout)
+    }
+
+    /// Runs one store call within the timeout (what is left of its operation's deadline).
     async fn bounded<T, F>(&self, call: F) -> Result<T, StoreError>
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, call).await;
+        let result = tokio::time::timeout(self.remaining(), call).await;
         if let Some(m) = &self.metrics {
             m.store_call(started.elapsed());
         }
-        match result {
+        let result = match result {
             Ok(result) => result.map_err(unavailable),
             Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".into(),
             )),
+        };
+        if let Err(StoreError::Unavailable(_)) = &result {
+            self.suspect_master();
         }
+        result
     }
 
     /// Times every store call into `metrics`.
@@ -294,9 +646,11 @@ fn user_from_fields(id: &UserId, fields: &[Option<String>]) -> Option<User> {
 /// bug (500).
 fn unavailable(e: redis::RedisError) -> StoreError {
     use redis::{ErrorKind, ServerErrorKind};
-    // A plain ERR, but a capacity limit of the server, not a bug of ours.
-    if e.to_string().contains("max number of clients reached") {
-        return StoreError::Unavailable(e.to_string());
+    // Capacity limits of the server, not bugs of ours: out of client slots (a plain ERR), and
+    // out of memory under noeviction (OOM; inside a script, an ERR that quotes it).
+    let text = e.to_string();
+    if text.contains("max number of clients reached") || text.contains("OOM command not allowed") {
+        return StoreError::Unavailable(text);
     }
     match e.kind() {
         ErrorKind::UnexpectedReturnType
@@ -322,6 +676,100 @@ impl Store for RedisStore {
         let _: String = self.bounded(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
     }
+
+    /// CONFIG GET on the Redis (on a cluster, on every master; the worst one counts), and with
+    /// REDIS_MIN_REPLICAS the replicas each master has online.
+    async fn fitness(&self) -> Result<Fitness, StoreError> {
+        let mut get = redis::cmd("CONFIG");
+        get.arg("GET")
+            .arg("maxmemory")
+            .arg("maxmemory-policy")
+            .arg("appendonly")
+            .arg("save");
+        let mut fitness = Fitness {
+            eviction: Eviction::Never,
+            persistent: Some(true),
+            replicas: None,
+        };
+        if self.min_replicas > 0 {
+            let mut online = u32::MAX;
+            for reply in self
+                .on_every_master(redis::cmd("INFO").arg("replication"))
+                .await?
+            {
+                let text: String = redis::from_redis_value(reply)
+                    .map_err(|e| StoreError::Unexpected(format!("INFO replication: {e}")))?;
+                online = online.min(online_replicas(&text));
+            }
+            fitness.replicas = Some((online.min(1024), self.min_replicas));
+        }
+        let replies = match self.on_every_master(&get).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                return refused_config(e).map(|unknown| Fitness {
+                    replicas: fitness.replicas,
+                    ..unknown
+                });
+            }
+        };
+        for reply in replies {
+            let config: std::collections::HashMap<String, String> = redis::from_redis_value(reply)
+                .map_err(|e| StoreError::Unexpected(format!("CONFIG GET: {e}")))?;
+            let get = |k: &str| config.get(k).map(String::as_str).unwrap_or("");
+            let maxmemory: u64 = get("maxmemory").parse().unwrap_or(0);
+            let policy = get("maxmemory-policy");
+            if maxmemory > 0 && !policy.is_empty() && policy != "noeviction" {
+                fitness.eviction = Eviction::Evicts {
+                    policy: policy.to_owned(),
+                    maxmemory,
+                };
+            }
+            if get("appendonly") != "yes" && get("save").trim().is_empty() {
+                fitness.persistent = Some(false);
+            }
+        }
+        Ok(fitness)
+    }
+}
+
+impl RedisStore {
+    /// One command on the Redis, or on every master of a cluster: their replies.
+    async fn on_every_master(&self, cmd: &Cmd) -> Result<Vec<Value>, StoreError> {
+        let mut c = self.conn().await;
+        match &mut c {
+            Conn::Cluster(cluster) => {
+                let route = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                match self
+                    .bounded(cluster.route_command(cmd.clone(), route))
+                    .await?
+                {
+                    Value::Map(nodes) => Ok(nodes.into_iter().map(|(_, v)| v).collect()),
+                    other => Ok(vec![other]),
+                }
+            }
+            Conn::Single(_) => Ok(vec![self.bounded(cmd.query_async::<Value>(&mut c)).await?]),
+        }
+    }
+}
+
+/// Replicas in `INFO replication` text whose link is up (`slaveN:...,state=online,...`).
+fn online_replicas(info: &str) -> u32 {
+    info.lines()
+        .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+        .count() as u32
+}
+
+/// CONFIG GET not allowed (renamed or disabled by a managed service, or an ACL user without
+/// +config): not known, and not an outage. Anything else is.
+fn refused_config(e: StoreError) -> Result<Fitness, StoreError> {
+    match e {
+        StoreError::Unexpected(why) => Ok(Fitness {
+            eviction: Eviction::Unknown(why),
+            persistent: None,
+            replicas: None,
+        }),
+        other => Err(other),
+    }
 }
 
 #[async_trait]
@@ -332,81 +780,91 @@ impl UserStore for RedisStore {
     /// record is written: a crash or a timeout part-way never leaves a username taken by
     /// nobody, and two adds of one name cannot both win.
     async fn add_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut c = self.conn().await;
-        let name_key = username_key(&user.username);
-        let id = user.id.as_str();
-        // Longer than the four bounded calls below can take.
-        let lease = Duration::from_secs(30) + self.timeout * 4;
-        let claimed: bool = self
-            .bounded(
-                redis::cmd("SET")
-                    .arg(&name_key)
-                    .arg(id)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(lease.as_millis() as u64)
-                    .query_async::<Option<String>>(&mut c),
-            )
-            .await?
-            .is_some();
-        if !claimed {
-            // Taken, or being added right now. When a user of that name exists, make sure it is
-            // listed, in case its own add stopped just short of that.
-            if let Some(existing) = self.user_by_username(&user.username).await? {
-                let _: i64 = self
-                    .bounded(c.sadd(USERS_KEY, existing.id.as_str()))
-                    .await?;
+        self.operation(async {
+            let mut c = self.conn().await;
+            let name_key = username_key(&user.username);
+            let id = user.id.as_str();
+            // Longer than the four bounded calls below can take.
+            let lease = Duration::from_secs(30) + self.timeout * 4;
+            let claimed: bool = self
+                .bounded(
+                    redis::cmd("SET")
+                        .arg(&name_key)
+                        .arg(id)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lease.as_millis() as u64)
+                        .query_async::<Option<String>>(&mut c),
+                )
+                .await?
+                .is_some();
+            if !claimed {
+                // Taken, or being added right now. When a user of that name exists, make sure it is
+                // listed, in case its own add stopped just short of that.
+                if let Some(existing) = self.user_by_username(&user.username).await? {
+                    let _: i64 = self
+                        .bounded(c.sadd(USERS_KEY, existing.id.as_str()))
+                        .await?;
+                }
+                return Err(StoreError::UsernameTaken);
             }
-            return Err(StoreError::UsernameTaken);
-        }
-        let call = add_user_call(user);
-        let created: i64 = self.run(&self.scripts.add_user, &call).await?;
-        if created == 0 {
-            self.settle_claim(&name_key, id, "drop").await?;
-            return Err(StoreError::IdTaken);
-        }
-        if !self.settle_claim(&name_key, id, "keep").await? {
-            // The lease ran out (a store slower than its timeouts) and the name went elsewhere.
-            let _: i64 = self.bounded(c.del(user_key(&user.id))).await?;
-            return Err(StoreError::UsernameTaken);
-        }
-        let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
-        Ok(())
+            let call = add_user_call(user);
+            let created: i64 = self.write(&self.scripts.add_user, &call).await?;
+            if created == 0 {
+                self.settle_claim(&name_key, id, "drop").await?;
+                return Err(StoreError::IdTaken);
+            }
+            if !self.settle_claim(&name_key, id, "keep").await? {
+                // The lease ran out (a store slower than its timeouts) and the name went elsewhere.
+                let _: i64 = self.bounded(c.del(user_key(&user.id))).await?;
+                return Err(StoreError::UsernameTaken);
+            }
+            let _: i64 = self.bounded(c.sadd(USERS_KEY, id)).await?;
+            self.confirm(USERS_KEY).await
+        })
+        .await
     }
 
     async fn user_by_username(&self, username: &Username) -> Result<Option<User>, StoreError> {
-        let mut c = self.conn().await;
-        let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
-        match id.as_deref().and_then(UserId::parse) {
-            Some(id) => self.user_by_id(&id).await,
-            // The same second round trip as for a real user, so that timing does not tell
-            // which usernames exist.
-            None => self
-                .user_by_id(&UserId::parse("-").expect("a valid id"))
-                .await
-                .map(|_| None),
-        }
+        self.operation(async {
+            let mut c = self.conn().await;
+            let id: Option<String> = self.bounded(c.get(username_key(username))).await?;
+            match id.as_deref().and_then(UserId::parse) {
+                Some(id) => self.user_by_id(&id).await,
+                // The same second round trip as for a real user, so that timing does not tell
+                // which usernames exist.
+                None => self
+                    .user_by_id(&UserId::parse("-").expect("a valid id"))
+                    .await
+                    .map(|_| None),
+            }
+        })
+        .await
     }
 
     /// Deactivating marks the user, sets the cut-off and ends every session in one script.
     async fn set_user_active(&self, username: &Username, active: bool) -> Result<bool, StoreError> {
-        let Some(user) = self.user_by_username(username).await? else {
-            return Ok(false);
-        };
-        if active {
-            let mut c = self.conn().await;
-            let _: i64 = self
-                .bounded(c.hset(user_key(&user.id), "active", "1"))
+        self.operation(async {
+            let Some(user) = self.user_by_username(username).await? else {
+                return Ok(false);
+            };
+            if active {
+                let mut c = self.conn().await;
+                let _: i64 = self
+                    .bounded(c.hset(user_key(&user.id), "active", "1"))
+                    .await?;
+                self.confirm(&user_key(&user.id)).await?;
+                return Ok(true);
+            }
+            let ended: i64 = self
+                .write(
+                    &self.scripts.revoke_all,
+                    &revoke_all_call(&user.id, "deactivate", ""),
+                )
                 .await?;
-            return Ok(true);
-        }
-        let ended: i64 = self
-            .run(
-                &self.scripts.revoke_all,
-                &revoke_all_call(&user.id, "deactivate", ""),
-            )
-            .await?;
-        Ok(ended >= 0)
+            Ok(ended >= 0)
+        })
+        .await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -453,7 +911,7 @@ impl UserStore for RedisStore {
             }
         }
         let outcome: String = self
-            .run(&self.scripts.import_user, &import_call(user))
+            .write(&self.scripts.import_user, &import_call(user))
             .await?;
         if renamed {
             self.settle_claim(&name_key, id, "keep").await?;
@@ -480,7 +938,7 @@ impl UserStore for RedisStore {
             return Ok(None);
         };
         let call = revoke_all_call(&user.id, "password", password_hash);
-        let ended: i64 = self.run(&self.scripts.revoke_all, &call).await?;
+        let ended: i64 = self.write(&self.scripts.revoke_all, &call).await?;
         Ok((ended >= 0).then_some(ended as usize))
     }
 
@@ -494,7 +952,7 @@ impl UserStore for RedisStore {
             return Ok(None);
         };
         let ended: i64 = self
-            .run(
+            .write(
                 &self.scripts.revoke_all,
                 &revoke_all_call(&id, "delete", ""),
             )
@@ -511,7 +969,7 @@ impl UserStore for RedisStore {
         new: &str,
     ) -> Result<bool, StoreError> {
         let done: i64 = self
-            .run(&self.scripts.rehash, &rehash_call(id, old, new))
+            .write(&self.scripts.rehash, &rehash_call(id, old, new))
             .await?;
         Ok(done == 1)
     }
@@ -546,20 +1004,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
-        let _: i64 = self.run(&self.scripts.create, &create_call(s)).await?;
+        let _: i64 = self.write(&self.scripts.create, &create_call(s)).await?;
         Ok(())
     }
 
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
-        let epoch = if r.foreign { self.epoch().await? } else { 0 };
-        let reply: Vec<String> = self
-            .run(&self.scripts.refresh, &refresh_call(r, epoch))
-            .await?;
-        parse_refresh_reply(&reply)
+        self.operation(async {
+            let epoch = if r.foreign { self.epoch().await? } else { 0 };
+            let reply: Vec<String> = self
+                .write(&self.scripts.refresh, &refresh_call(r, epoch))
+                .await?;
+            parse_refresh_reply(&reply)
+        })
+        .await
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<RevokeOutcome, StoreError> {
-        let reply: String = self.run(&self.scripts.revoke, &revoke_call(r)).await?;
+        let reply: String = self.write(&self.scripts.revoke, &revoke_call(r)).await?;
         match reply.as_str() {
             "revoked" => Ok(RevokeOutcome::Revoked),
             "reuse" => Ok(RevokeOutcome::ReuseRevoked),
@@ -640,13 +1101,13 @@ impl SessionStore for RedisStore {
 
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError> {
         let call = end_session_call(user_id, sid);
-        let outcome: String = self.run(&self.scripts.revoke, &call).await?;
+        let outcome: String = self.write(&self.scripts.revoke, &call).await?;
         Ok(outcome == "revoked")
     }
 
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError> {
         let ended: i64 = self
-            .run(&self.scripts.revoke_all, &revoke_all_call(user_id, "", ""))
+            .write(&self.scripts.revoke_all, &revoke_all_call(user_id, "", ""))
             .await?;
         Ok(ended.max(0) as usize)
     }
@@ -705,16 +1166,20 @@ impl LoginLimits for RedisStore {
         max: u32,
         window: Duration,
     ) -> Result<Option<Duration>, StoreError> {
-        let mut wait = None;
-        // One script per counter: the counters live in different slots of a cluster.
-        for key in keys {
-            let call = login_attempt_call(key, window);
-            let (count, pttl): (i64, i64) = self.run(&self.scripts.login_attempt, &call).await?;
-            if count > i64::from(max) {
-                wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
+        self.operation(async {
+            let mut wait = None;
+            // One script per counter: the counters live in different slots of a cluster.
+            for key in keys {
+                let call = login_attempt_call(key, window);
+                let (count, pttl): (i64, i64) =
+                    self.run(&self.scripts.login_attempt, &call).await?;
+                if count > i64::from(max) {
+                    wait = wait.max(Some(Duration::from_millis(pttl.max(1) as u64)));
+                }
             }
-        }
-        Ok(wait)
+            Ok(wait)
+        })
+        .await
     }
 
     async fn forget_login_attempt(
@@ -722,13 +1187,16 @@ impl LoginLimits for RedisStore {
         reset: &LimitKey,
         refund: &[LimitKey],
     ) -> Result<(), StoreError> {
-        let mut c = self.conn().await;
-        let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
-        for key in refund {
-            let call = login_refund_call(key);
-            let _: i64 = self.run(&self.scripts.login_refund, &call).await?;
-        }
-        Ok(())
+        self.operation(async {
+            let mut c = self.conn().await;
+            let _: i64 = self.bounded(c.del(limit_key(reset))).await?;
+            for key in refund {
+                let call = login_refund_call(key);
+                let _: i64 = self.run(&self.scripts.login_refund, &call).await?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -819,6 +1287,25 @@ impl RedisStore {
         script: &Script,
         call: &Call,
     ) -> Result<T, StoreError> {
+        self.run_with(script, call, false).await
+    }
+
+    /// Runs one script whose effect a client will be told about: with REDIS_MIN_REPLICAS, not
+    /// answered until that many replicas hold it (SPEC 5), within the same deadline.
+    async fn write<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        call: &Call,
+    ) -> Result<T, StoreError> {
+        self.run_with(script, call, true).await
+    }
+
+    async fn run_with<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        call: &Call,
+        confirm: bool,
+    ) -> Result<T, StoreError> {
         let mut c = self.conn().await;
         let mut inv = script.prepare_invoke();
         for (_, k) in &call.keys {
@@ -827,7 +1314,72 @@ impl RedisStore {
         for (_, a) in &call.args {
             inv.arg(a);
         }
-        self.bounded(inv.invoke_async(&mut c)).await
+        let started = Instant::now();
+        let need = if confirm { self.min_replicas } else { 0 };
+        let first_key = call.keys.first().map(|(_, k)| k.as_str()).unwrap_or("");
+        let (reply, confirmed) = self
+            .bounded(async {
+                let reply: T = inv.invoke_async(&mut c).await?;
+                if need == 0 {
+                    return Ok((reply, 0));
+                }
+                let confirmed = self.wait_replicas(&mut c, first_key, started).await?;
+                Ok((reply, confirmed))
+            })
+            .await?;
+        if confirmed < need {
+            return Err(StoreError::Unavailable(format!(
+                "{confirmed} of the {need} replicas (REDIS_MIN_REPLICAS) confirmed a write within STORE_TIMEOUT"
+            )));
+        }
+        Ok(reply)
+    }
+
+    /// `WAIT` on the connection that just wrote (on a cluster, on the master of `key`'s slot),
+    /// for what is left of the call's deadline: how many replicas hold this client's writes.
+    async fn wait_replicas(
+        &self,
+        c: &mut Conn,
+        key: &str,
+        started: Instant,
+    ) -> redis::RedisResult<u32> {
+        // WAIT 0 would wait for ever; leave the deadline a little room to say why.
+        let left = self
+            .remaining()
+            .min(self.timeout.saturating_sub(started.elapsed()))
+            .saturating_sub(Duration::from_millis(20))
+            .max(Duration::from_millis(1));
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.min_replicas).arg(left.as_millis() as u64);
+        let confirmed: i64 = match c {
+            Conn::Single(_) => wait.query_async(c).await?,
+            Conn::Cluster(cluster) => {
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::with_key(key, SlotAddr::Master),
+                ));
+                redis::from_redis_value(cluster.route_command(wait, route).await?)?
+            }
+        };
+        Ok(confirmed.max(0) as u32)
+    }
+
+    /// As `write`, for a plain command (the user commands' few writes outside scripts).
+    async fn confirm(&self, key: &str) -> Result<(), StoreError> {
+        if self.min_replicas == 0 {
+            return Ok(());
+        }
+        let mut c = self.conn().await;
+        let started = Instant::now();
+        let confirmed = self
+            .bounded(self.wait_replicas(&mut c, key, started))
+            .await?;
+        if confirmed < self.min_replicas {
+            return Err(StoreError::Unavailable(format!(
+                "{confirmed} of the {} replicas (REDIS_MIN_REPLICAS) confirmed a write within STORE_TIMEOUT",
+                self.min_replicas
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -1163,6 +1715,31 @@ mod tests {
                 leeway: 0,
             }),
         );
+    }
+
+    #[test]
+    fn a_sentinel_data_node_url_keeps_the_templates_scheme_user_password_and_db() {
+        let config = |data_url: Option<&str>| SentinelConfig {
+            sentinels: vec![],
+            master: "m".into(),
+            password: None,
+            data_url: data_url.map(str::to_owned),
+        };
+        assert_eq!(
+            config(None).data_url("10.0.0.7:6379"),
+            "redis://10.0.0.7:6379/"
+        );
+        let tls = config(Some("rediss://app:p@ss@master/2"));
+        assert_eq!(
+            tls.data_url("10.0.0.7:6379"),
+            "rediss://app:p@ss@10.0.0.7:6379/2"
+        );
+        assert_eq!(tls.scheme(), "rediss");
+        assert_eq!(
+            config(Some("redis://:pw@x:1")).data_url("[::1]:6379"),
+            "redis://:pw@[::1]:6379/"
+        );
+        assert_eq!(percent_encode("a b/@"), "a%20b%2F%40");
     }
 
     #[test]

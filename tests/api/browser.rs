@@ -396,7 +396,7 @@ async fn concurrent_401s_in_one_tab_share_one_refresh_and_the_page_fits_a_phone(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Debian's chromium and chromium-driver, which ./scripts/test installs"]
-async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates_once() {
+async fn without_web_locks_racing_clients_stay_logged_in_and_nobody_is_taken_for_a_thief() {
     // Two tabs may refresh at the same moment (the client takes no lock; this page also hides
     // navigator.locks, as some embedded browsers do). Two clients in
     // one page stand for them (each has its own single-flight, as two tabs do), and the page's
@@ -414,7 +414,7 @@ async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates
                if (!String(url).includes('token/refresh')) return realFetch(url, options);
                const go = new Promise((release) => held.push(release));
                if (held.length === 2) held.forEach((release) => release());
-               setTimeout(() => held.forEach((release) => release()), 3000);
+               setTimeout(() => held.forEach((release) => release()), 10000);
                return go.then(() => realFetch(url, options));
              };
              const { createClient } = await import('/static/refreshd-client.js');
@@ -424,12 +424,22 @@ async fn without_web_locks_racing_clients_stay_logged_in_and_the_session_rotates
         )
         .await;
     assert_eq!(statuses, json!([200, 200]), "both stay logged in");
-    assert_eq!(rotations(&app).await, before + 1, "one rotation");
+    // Racing with one cookie: one rotation, and the same successor repeated to the other. (Should
+    // a very slow machine let the 10 s fallback release one alone, the other presents the new
+    // cookie and rotates once more; either way two refreshes, and nobody is a thief.)
+    let rotated = rotations(&app).await - before;
+    let repeated = app
+        .metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+        .await;
     assert_eq!(
-        app.metric("refreshd_refreshes_total{outcome=\"grace_replay\"}")
+        rotated + repeated,
+        2,
+        "{rotated} rotations, {repeated} repeated"
+    );
+    assert_eq!(
+        app.metric("refreshd_refreshes_total{outcome=\"reuse_revoked\"}")
             .await,
-        1,
-        "the second refresh was answered from the reuse interval"
+        0
     );
     browser.close().await;
 }

@@ -72,9 +72,12 @@ pub struct RedisProcess {
     dir: PathBuf,
     persistent: bool,
     cluster: bool,
+    /// More `redis-server` arguments (TLS, replication); for a sentinel, its configuration.
+    extra: String,
+    sentinel: bool,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -94,27 +97,48 @@ fn free_cluster_port() -> u16 {
 impl RedisProcess {
     /// Starts a server; `persistent` keeps its data on disk across `restart`.
     pub fn start(persistent: bool) -> Self {
-        Self::launch(free_port(), persistent, false)
+        Self::launch(free_port(), persistent, false, "")
+    }
+
+    /// Starts a server with more arguments (such as `--tls-port`); `port` stays plain text, for
+    /// the test's own look behind the application's back.
+    pub fn start_with(persistent: bool, extra: &str) -> Self {
+        Self::launch(free_port(), persistent, false, extra)
     }
 
     /// Starts a cluster-enabled node (persistent, so that it can rejoin after a restart).
-    pub fn start_cluster_node() -> Self {
-        Self::launch(free_cluster_port(), true, true)
+    /// With more arguments (such as `--tls-port`).
+    pub fn start_cluster_node_with(extra: &str) -> Self {
+        Self::launch(free_cluster_port(), true, true, extra)
     }
 
-    fn launch(port: u16, persistent: bool, cluster: bool) -> Self {
+    /// Starts a sentinel (`redis-server --sentinel`) with `config` (its `sentinel ...` lines).
+    pub fn start_sentinel(config: &str) -> Self {
+        let mut r = Self::prepare(free_port(), false, false, config);
+        r.sentinel = true;
+        r.spawn();
+        r
+    }
+
+    fn launch(port: u16, persistent: bool, cluster: bool, extra: &str) -> Self {
+        let mut r = Self::prepare(port, persistent, cluster, extra);
+        r.spawn();
+        r
+    }
+
+    fn prepare(port: u16, persistent: bool, cluster: bool, extra: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("refreshd-test-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir for redis");
-        let mut r = Self {
+        Self {
             port,
             pid: 0,
             dir,
             persistent,
             cluster,
-        };
-        r.spawn();
-        r
+            extra: extra.to_owned(),
+            sentinel: false,
+        }
     }
 
     fn spawn(&mut self) {
@@ -128,8 +152,16 @@ impl RedisProcess {
                 " --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000 --cluster-require-full-coverage no",
             );
         }
+        let mut extra = self.extra.clone();
+        if self.sentinel {
+            // A sentinel rewrites its configuration file: it needs one of its own, named first.
+            let conf = self.dir.join("sentinel.conf");
+            std::fs::write(&conf, &self.extra).expect("the sentinel's configuration");
+            persistence = format!("'{}' --sentinel", conf.display());
+            extra.clear();
+        }
         let script = format!(
-            "redis-server --bind 127.0.0.1 --port {port} --dir '{dir}' {persistence} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
+            "redis-server {persistence} --bind 127.0.0.1 --port {port} --dir '{dir}' {extra} --loglevel warning >'{dir}/redis.log' 2>&1 & r=$!; \
              echo $r; \
              while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.3; done; \
              kill -9 $r 2>/dev/null",
@@ -220,7 +252,8 @@ fn wait_for_redis(port: u16) {
             let mut buf = [0u8; 64];
             if s.write_all(b"PING\r\n").is_ok()
                 && let Ok(n) = s.read(&mut buf)
-                && buf[..n].starts_with(b"+PONG")
+                // Up, whether or not it wants a password first.
+                && (buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
             {
                 return;
             }
@@ -230,6 +263,105 @@ fn wait_for_redis(port: u16) {
             "redis-server on port {port} did not come up"
         );
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A private certificate authority made for one test (openssl CLI), with certificates it signs.
+pub struct TestCa {
+    pub dir: PathBuf,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("refreshd-test-ca"));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A name of its own: two test CAs must not pass for one another.
+        let subject = format!("/CN={}", dir.file_name().unwrap().to_str().unwrap());
+        let ca = Self { dir };
+        ca.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+        ]);
+        ca
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_str().unwrap().to_owned()
+    }
+
+    /// Signs `<name>.pem` (key `<name>.key`) with the given x509v3 extensions, such as
+    /// `subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth`.
+    pub fn issue(&self, name: &str, extensions: &str) {
+        let ext = format!("{name}.ext");
+        std::fs::write(self.dir.join(&ext), extensions).unwrap();
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -256,7 +388,14 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisProcess> = (0..3).map(|_| RedisProcess::start_cluster_node()).collect();
+        Self::start_with(String::new)
+    }
+
+    /// Three masters, each started with the arguments `extra` makes for it.
+    pub fn start_with(extra: impl Fn() -> String) -> Self {
+        let nodes: Vec<RedisProcess> = (0..3)
+            .map(|_| RedisProcess::start_cluster_node_with(&extra()))
+            .collect();
         let addrs: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
