@@ -621,6 +621,29 @@ impl RedisStore {
 }
 
 impl RedisStore {
+    /// Claims a username for `id` with a lease that lapses by itself (longer than the calls of an
+    /// add or import can take); true when the claim is ours.
+    async fn claim_username(
+        &self,
+        c: &mut Conn,
+        name_key: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let lease = Duration::from_secs(30) + self.timeout * 4;
+        Ok(self
+            .bounded(
+                redis::cmd("SET")
+                    .arg(name_key)
+                    .arg(id)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lease.as_millis() as u64)
+                    .query_async::<Option<String>>(c),
+            )
+            .await?
+            .is_some())
+    }
+
     /// Keeps (`"keep"`) or drops (`"drop"`) a username claim while it is still `id`'s.
     async fn settle_claim(&self, key: &str, id: &str, how: &str) -> Result<bool, StoreError> {
         let call = settle_claim_call(key, id, how);
@@ -784,20 +807,7 @@ impl UserStore for RedisStore {
             let mut c = self.conn().await;
             let name_key = username_key(&user.username);
             let id = user.id.as_str();
-            // Longer than the four bounded calls below can take.
-            let lease = Duration::from_secs(30) + self.timeout * 4;
-            let claimed: bool = self
-                .bounded(
-                    redis::cmd("SET")
-                        .arg(&name_key)
-                        .arg(id)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(lease.as_millis() as u64)
-                        .query_async::<Option<String>>(&mut c),
-                )
-                .await?
-                .is_some();
+            let claimed = self.claim_username(&mut c, &name_key, id).await?;
             if !claimed {
                 // Taken, or being added right now. When a user of that name exists, make sure it is
                 // listed, in case its own add stopped just short of that.
@@ -889,19 +899,7 @@ impl UserStore for RedisStore {
         let name_key = username_key(&user.username);
         let renamed = old_name.as_deref() != Some(user.username.as_str());
         if renamed {
-            let lease = Duration::from_secs(30) + self.timeout * 4;
-            let claimed: bool = self
-                .bounded(
-                    redis::cmd("SET")
-                        .arg(&name_key)
-                        .arg(id)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(lease.as_millis() as u64)
-                        .query_async::<Option<String>>(&mut c),
-                )
-                .await?
-                .is_some();
+            let claimed = self.claim_username(&mut c, &name_key, id).await?;
             if !claimed {
                 // Ours already when an earlier run stopped part-way.
                 let holder: Option<String> = self.bounded(c.get(&name_key)).await?;
