@@ -1,7 +1,6 @@
 //! The command line: `refreshd user ...` against a real Redis, and start-up refusals.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use crate::helpers::*;
 
@@ -10,23 +9,14 @@ use crate::helpers::*;
 fn refreshd(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let dir = std::env::temp_dir().join(unique("refreshd-cli"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(&dir),
+        stdin.as_bytes(),
+    );
     let _ = std::fs::remove_dir_all(dir);
     out
 }

@@ -947,6 +947,18 @@ pub fn now_s() -> u64 {
 // ---------------------------------------------------------------------------------------------
 // The real binary
 
+/// Runs `command` with `stdin` on its standard input and its output captured.
+pub fn run_with_stdin(command: &mut Command, stdin: &[u8]) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// The real binary, on a free port, with its log on a pipe.
 /// Adds a user to the Redis at `redis_url` through `refreshd user add`, as an operator would.
 pub fn add_user_by_cli(redis_url: &str, username: &str, password: &str) {

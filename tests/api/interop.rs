@@ -4,9 +4,8 @@
 //! RS256 and ES256 (SimpleJWT given the PEM key pair, VERIFYING_KEY the public half).
 //! Ignored by a plain `cargo test`; `./scripts/test` runs them.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -25,30 +24,26 @@ fn python() -> PathBuf {
     venv
 }
 
-/// Runs the SimpleJWT driver with one request (see tests/interop/simplejwt_interop.py).
-fn simplejwt(request: Value) -> Value {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/simplejwt_interop.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+/// Runs one of the Python drivers in tests/interop/ with one JSON request; its JSON answer.
+fn driver(script: &str, request: &Value) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let out = run_with_stdin(
+        Command::new(python()).arg(path),
+        request.to_string().as_bytes(),
+    );
     assert!(
         out.status.success(),
-        "SimpleJWT driver failed: {}",
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Runs the SimpleJWT driver with one request (see tests/interop/simplejwt_interop.py).
+fn simplejwt(request: Value) -> Value {
+    driver("simplejwt_interop.py", &request)
 }
 
 async fn tokens_travel_both_ways(alg: &str) {
@@ -225,27 +220,7 @@ async fn simplejwt_refuses_our_tokens_when_the_key_differs() {
 
 /// Runs tests/interop/django_users.py (Django's make_password and dumpdata) with one request.
 fn django(request: Value) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/django_users.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(request.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "Django driver failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    driver("django_users.py", &request)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,7 @@
 //! an ACL user whose password never reaches a log. Each test runs its own redis-server(s) on
 //! loopback, so that they run in parallel with the rest.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use refreshd::config::Settings;
@@ -52,23 +51,14 @@ async fn refusal(vars: &[(&str, &str)]) -> String {
 
 /// Runs the real binary with only `env`, `stdin` on its standard input.
 fn refreshd(env: &[(&str, &str)], args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_refreshd"))
-        .args(args)
-        .env_clear()
-        .envs(env.iter().copied())
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    run_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_refreshd"))
+            .args(args)
+            .env_clear()
+            .envs(env.iter().copied())
+            .current_dir(std::env::temp_dir()),
+        stdin.as_bytes(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
