@@ -536,7 +536,11 @@ impl AuthService {
             sid: claims.session_id(),
             session_required: claims.sid.is_some(),
             iat: claims.iat,
-            refresh_jti: (claims.token_type == TokenType::Refresh).then(|| claims.jti.clone()),
+            // With blacklisting off, a retired refresh token stands until it expires (SimpleJWT's
+            // BLACKLIST_AFTER_ROTATION=False).
+            refresh_jti: (claims.token_type == TokenType::Refresh
+                && self.policy.rotation.blacklist)
+                .then(|| claims.jti.clone()),
             idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
         }
     }

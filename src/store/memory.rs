@@ -23,8 +23,9 @@ const SWEEP_EVERY_MS: u64 = 1_000;
 
 struct SessionRec {
     current: Jti,
-    current_exp: u64,
     pending: Option<RefreshClaims>,
+    /// Tokens retired while their reuse interval runs, and when (ms).
+    retired: Vec<(Jti, u64)>,
     end: Option<u64>,
     remember: bool,
     revoked: bool,
@@ -39,8 +40,8 @@ impl SessionRec {
     fn new(current: &RefreshClaims, end: Option<u64>, now_ms: u64, leeway: u64) -> Self {
         Self {
             current: current.jti.clone(),
-            current_exp: current.exp,
             pending: None,
+            retired: Vec::new(),
             end,
             remember: true,
             revoked: false,
@@ -54,6 +55,19 @@ impl SessionRec {
     fn revoke(&mut self) {
         self.revoked = true;
         self.pending = None;
+    }
+
+    /// When `jti` was retired (ms), while its reuse interval runs.
+    fn retired_at(&self, jti: &Jti) -> Option<u64> {
+        self.retired
+            .iter()
+            .find(|(j, _)| j == jti)
+            .map(|(_, at)| *at)
+    }
+
+    /// Whether `jti` is one of the session's live tokens (its current or pending one).
+    fn holds(&self, jti: &Jti) -> bool {
+        self.current == *jti || self.pending.as_ref().is_some_and(|p| p.jti == *jti)
     }
 
     /// Idle past the timeout: not refreshed (nor started) for that long.
@@ -82,10 +96,8 @@ struct Inner {
     users: HashMap<UserId, UserRec>,
     by_name: HashMap<String, UserId>,
     sessions: HashMap<(UserId, SessionId), SessionRec>,
-    /// Each user's live sessions (the Redis store's per-user index).
+    /// Each user's live sessions.
     by_user: HashMap<UserId, BTreeSet<SessionId>>,
-    /// Retired or logged-out jtis: (when retired (ms), when the entry may go (ms)).
-    blacklist: HashMap<(UserId, Jti), (u64, u64)>,
     /// Login-failure counters: count and end of window (ms).
     failures: HashMap<String, (u32, u64)>,
     last_sweep_ms: u64,
@@ -107,7 +119,6 @@ impl Inner {
             });
             !sids.is_empty()
         });
-        self.blacklist.retain(|_, (_, until)| *until > now_ms);
         self.failures.retain(|_, (_, until)| *until > now_ms);
     }
 
@@ -137,14 +148,6 @@ impl Inner {
         if let Some(sids) = self.by_user.get_mut(user) {
             sids.remove(sid);
         }
-    }
-
-    /// When the jti was retired (ms), if it is on the blacklist.
-    fn retired_at(&self, key: &(UserId, Jti), now_ms: u64) -> Option<u64> {
-        self.blacklist
-            .get(key)
-            .filter(|(_, until)| *until > now_ms)
-            .map(|(at, _)| *at)
     }
 
     fn end_all(&mut self, user_id: &UserId, now_ms: u64) -> usize {
@@ -392,14 +395,9 @@ impl SessionStore for MemoryStore {
             return Ok(RefreshOutcome::Invalid);
         }
         let key = (r.user_id.clone(), r.sid.clone());
-        let presented_bl = (r.user_id.clone(), r.presented.jti.clone());
-        let retired_at = inner.retired_at(&presented_bl, now);
         if inner.session(&key, now).is_none() {
             if !r.foreign || !p.adopt_foreign {
                 return Ok(RefreshOutcome::Invalid);
-            }
-            if retired_at.is_some() {
-                return Ok(RefreshOutcome::Revoked);
             }
             let mut rec = SessionRec::new(&r.presented, r.adopt_end, now, p.leeway);
             rec.client = r.client.clone();
@@ -425,7 +423,9 @@ impl SessionStore for MemoryStore {
         let forgiven = !is_current
             && !is_pending
             && (!p.blacklist
-                || retired_at.is_some_and(|at| now < at.saturating_add(p.reuse_interval_ms)));
+                || session
+                    .retired_at(&r.presented.jti)
+                    .is_some_and(|at| now < at.saturating_add(p.reuse_interval_ms)));
         if !is_current && !is_pending && !forgiven {
             // A retired token came back too late, or a token its session never issued: someone
             // holds a copy. End the family.
@@ -434,6 +434,10 @@ impl SessionStore for MemoryStore {
             return Ok(RefreshOutcome::ReuseRevoked);
         }
         session.last_ms = Some(now);
+        // Past its interval, a retired token is as unknown to its session as one never issued.
+        session
+            .retired
+            .retain(|(_, at)| now < at.saturating_add(p.reuse_interval_ms));
         let answer = |kind, refresh: RefreshClaims, s: &SessionRec| {
             Ok(RefreshOutcome::Ok(RefreshAnswer {
                 kind,
@@ -451,12 +455,12 @@ impl SessionStore for MemoryStore {
                 .map_or(r.successor.exp, |end| r.successor.exp.min(end)),
             ..r.successor.clone()
         };
-        let mut retire = None;
         let kind = if is_pending {
-            retire = Some((session.current.clone(), session.current_exp));
             let promoted = session.pending.take().expect("pending");
-            session.current = promoted.jti;
-            session.current_exp = promoted.exp;
+            let parent = std::mem::replace(&mut session.current, promoted.jti);
+            if p.blacklist {
+                session.retired.push((parent, now));
+            }
             session.pending = Some(capped);
             AnswerKind::Promoted
         } else if session.pending.is_some() {
@@ -475,16 +479,7 @@ impl SessionStore for MemoryStore {
         };
         let newest = session.pending.clone().expect("a pending token");
         session.keep_until_ms = session.keep_until_ms.max(keep_ms(newest.exp, p.leeway));
-        let outcome = answer(kind, newest, session);
-        if let Some((jti, exp)) = retire
-            && p.blacklist
-            && keep_ms(exp, p.leeway) > now
-        {
-            inner
-                .blacklist
-                .insert((r.user_id.clone(), jti), (now, keep_ms(exp, p.leeway)));
-        }
-        outcome
+        answer(kind, newest, session)
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<RevokeOutcome, StoreError> {
@@ -493,19 +488,18 @@ impl SessionStore for MemoryStore {
         let mut inner = self.lock();
         inner.sweep(now);
         let key = (r.user_id.clone(), r.sid.clone());
-        let bl_key = (r.user_id.clone(), r.presented.jti.clone());
-        let retired_at = inner.retired_at(&bl_key, now);
         let keep = keep_ms(r.presented.exp, p.leeway);
         let live = match inner.session(&key, now) {
             Some(s) if s.revoked => false,
             Some(s) => {
-                s.current == r.presented.jti
-                    || s.pending.as_ref().is_some_and(|n| n.jti == r.presented.jti)
+                s.holds(&r.presented.jti)
                     || !p.blacklist
-                    || retired_at.is_some_and(|at| now < at.saturating_add(p.reuse_interval_ms))
+                    || s.retired_at(&r.presented.jti)
+                        .is_some_and(|at| now < at.saturating_add(p.reuse_interval_ms))
             }
-            // A token minted elsewhere and never refreshed here: live unless logged out before.
-            None => r.foreign && retired_at.is_none() && keep > now,
+            // A token minted elsewhere and never refreshed here (a logout of it would have left
+            // a revoked record).
+            None => r.foreign && keep > now,
         };
         let outcome = match (r.all, live) {
             (true, true) => {
@@ -529,9 +523,6 @@ impl SessionStore for MemoryStore {
             None => return Ok(outcome),
         }
         inner.unindex(&r.user_id, &r.sid);
-        if keep > now && retired_at.is_none() {
-            inner.blacklist.insert(bl_key, (now, keep));
-        }
         Ok(outcome)
     }
 
@@ -545,16 +536,15 @@ impl SessionStore for MemoryStore {
             return Ok(CheckOutcome::UserInactive);
         }
         let cutoff = inner.cutoff_s(&c.user_id);
-        let session_ok = match inner.session(&(c.user_id.clone(), c.sid.clone()), now) {
-            Some(s) => !s.revoked && !s.idle(now, c.idle_timeout_ms),
+        let standing = match inner.session(&(c.user_id.clone(), c.sid.clone()), now) {
+            Some(s) => {
+                !s.revoked
+                    && !s.idle(now, c.idle_timeout_ms)
+                    && c.refresh_jti.as_ref().is_none_or(|jti| s.holds(jti))
+            }
             None => !c.session_required && c.iat > cutoff,
         };
-        let blacklisted = c.refresh_jti.as_ref().is_some_and(|jti| {
-            inner
-                .retired_at(&(c.user_id.clone(), jti.clone()), now)
-                .is_some()
-        });
-        if !session_ok || blacklisted {
+        if !standing {
             return Ok(CheckOutcome::Revoked);
         }
         Ok(CheckOutcome::Ok(user))
@@ -609,7 +599,6 @@ impl SessionStore for MemoryStore {
         inner.last_sweep_ms = 0;
         inner.sweep(now);
         Ok(inner.sessions.keys().filter(|(u, _)| u == user_id).count()
-            + inner.blacklist.keys().filter(|(u, _)| u == user_id).count()
             + usize::from(inner.by_user.contains_key(user_id)))
     }
 }

@@ -7,9 +7,11 @@
 //!
 //! # Rotation commits on use
 //!
-//! A session holds one *current* refresh token, at most one *pending* successor (issued, not yet
-//! presented), and remembers every token it *retired* (a blacklist entry holding the moment of
-//! retirement, kept until that token would expire). What one refresh does, decided atomically:
+//! A session holds one *current* refresh token and at most one *pending* successor (issued, not
+//! yet presented). Every other token of its family was *retired* (or never issued): with
+//! blacklisting on it is refused for as long as the session's record lasts, which is until the
+//! last token of the family expires. The session remembers when each token was retired while
+//! that token's reuse interval runs. What one refresh does, decided atomically:
 //!
 //! ```text
 //! checked first, in this order                 answer                 change
@@ -40,6 +42,7 @@
 
 mod clock;
 mod memory;
+mod record;
 mod redis;
 
 use std::net::IpAddr;
@@ -51,7 +54,8 @@ use crate::domain::{Jti, SessionId, User, UserId, Username};
 
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::memory::MemoryStore;
-pub use self::redis::{RedisOptions, RedisStore, SentinelConfig};
+pub use self::record::SessionRecord;
+pub use self::redis::{RedisOptions, RedisStore, SentinelConfig, session_record_at};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
@@ -216,7 +220,8 @@ pub struct TokenCheck {
     pub session_required: bool,
     /// The token's `iat` (s): a foreign token issued before the user's cut-off is refused.
     pub iat: u64,
-    /// A refresh token's jti, checked against the blacklist.
+    /// A refresh token's jti, with blacklisting on: refused unless it is its session's current or
+    /// pending token (a token minted elsewhere whose session was never started here stands).
     pub refresh_jti: Option<Jti>,
     pub idle_timeout_ms: Option<u64>,
 }

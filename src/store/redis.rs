@@ -11,16 +11,11 @@
 //!                                             cut (s: foreign tokens issued at or before it
 //!                                             are refused; set by deactivation, passwd and
 //!                                             delete, which leaves the cut alone behind)
-//! refreshd:{u:<user id>}:s:<sid>       hash   one session (token family): cur + ce (current
-//!                                             refresh jti and its exp), pend + pi + pe (the
-//!                                             pending successor's jti, iat, exp), rev (1 once
-//!                                             ended), end (absolute end, s), created and last
-//!                                             (ms), ua, ip, br (1: browser-session cookies)
-//!                                             expires when the family's newest token does
-//! refreshd:{u:<user id>}:bl:<jti>      string a retired or logged-out token: when it was retired
-//!                                             (ms); expires when that token would
-//! refreshd:{u:<user id>}:sessions      zset   the user's live sessions: sid scored by the time
-//!                                             (ms) its record may go; expires with the last one
+//! refreshd:{u:<user id>}:s             hash   the user's sessions (token families): field = the
+//!                                             session id packed (below), value = its record;
+//!                                             plus sweep_at (how many fields the next login
+//!                                             waits for before it drops dead records); expires
+//!                                             when the last record may go
 //! refreshd:epoch                       string the second this store was first used (SPEC 4)
 //! refreshd:username:<username>         string the user id (while `user add` runs, a claim with a
 //!                                             lease; kept once the user's record is written)
@@ -30,11 +25,31 @@
 //! refreshd:lf:addr:<ip>                string failed login attempts from a client address
 //! ```
 //!
-//! Sessions written by the previous layout (cur, rev, prev, n_*) keep working: their current token
-//! refreshes as before, the old fields are ignored and expire with the record.
+//! A session record is a few packed bytes (`lua/records.lua` writes the layout down byte by
+//! byte; `SessionRecord::decode` reads it here): its flags (ended, browser-session cookies), when
+//! it may go (it outlives every token of its family, so that an ended family stays ended),
+//! created and last refreshed (ms), the current jti, the pending successor's jti, iat and exp, the
+//! absolute end, the jtis retired within their reuse interval with the moment of retirement, the
+//! client address and the user agent. An ended session keeps its flags and its keep-until only.
+//! Jtis and session ids of 32 lowercase hex characters (every one this server mints, and
+//! SimpleJWT's) are packed as their 16 bytes (`pack_id`). Records live in one hash per user, not
+//! a key each: a key costs Redis more than a record, and the hash is the user's session list.
+//!
+//! The blacklist is the record: with blacklisting on, a token of a session that is neither its
+//! current nor its pending one was retired (or never issued), and is refused until the record
+//! goes. The moment of a retirement is remembered while its reuse interval runs, for forgiveness.
+//!
+//! The previous layout kept a hash per session (`refreshd:{u:<id>}:s:<sid>`, fields cur, ce,
+//! pend, pi, pe, rev, end, created, last, ua, ip, br), a blacklist key per retired jti
+//! (`refreshd:{u:<id>}:bl:<jti>`, the moment of retirement) and an index of the user's sessions
+//! (`refreshd:{u:<id>}:sessions`). Sessions it wrote keep working: a refresh or a logout moves
+//! the session into the user's hash (`bring_over` in records.lua), its blacklist keys are still
+//! read for that session, listing and ending every session read its index, and an access token
+//! of such a session is checked against it. All of it expires by itself, within the refresh
+//! token lifetime (or SESSION_MAX_LIFETIME) of the upgrade.
 //!
 //! Everything a refresh touches carries the user's hash tag `{u:<id>}`, so one script can read the
-//! user and change the session and its blacklist in one slot of a Redis Cluster.
+//! user and change the session in one slot of a Redis Cluster.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +63,7 @@ use redis::cluster_routing::{
 };
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Script, Value};
 
+use super::record::{SessionRecord, pack_id, unpack_id};
 use super::{
     AnswerKind, CheckOutcome, Eviction, Fitness, Imported, LimitKey, LoginLimits, NewSession,
     RefreshAnswer, RefreshClaims, RefreshOutcome, RefreshRequest, RevokeOutcome, RevokeRequest,
@@ -62,22 +78,35 @@ const EPOCH_KEY: &str = "refreshd:epoch";
 fn user_key(id: &UserId) -> String {
     format!("refreshd:{{u:{id}}}:user")
 }
-fn session_key(id: &UserId, sid: &SessionId) -> String {
-    format!("refreshd:{{u:{id}}}:s:{sid}")
+fn sessions_key(id: &UserId) -> String {
+    format!("refreshd:{{u:{id}}}:s")
 }
-/// The common prefix of a user's session keys; the scripts that walk the index append a sid.
-fn session_prefix(id: &UserId) -> String {
-    format!("refreshd:{{u:{id}}}:s:")
+
+/// Where the Redis store keeps a session's record: the user's sessions hash and the field in it
+/// (read it with `HGET`, decode it with `SessionRecord::decode`). For operators' tools and tests.
+pub fn session_record_at(user_id: &UserId, sid: &SessionId) -> (String, Vec<u8>) {
+    (sessions_key(user_id), pack_id(sid.as_str()))
 }
-fn index_key(id: &UserId) -> String {
-    format!("refreshd:{{u:{id}}}:sessions")
+
+/// The keys of the previous layout (see the top of this file), read until they expire.
+mod legacy {
+    use crate::domain::{Jti, SessionId, UserId};
+
+    pub fn session_key(id: &UserId, sid: &SessionId) -> String {
+        format!("{}{sid}", session_prefix(id))
+    }
+    /// The common prefix of a user's session keys; the scripts that walk the index append a sid.
+    pub fn session_prefix(id: &UserId) -> String {
+        format!("refreshd:{{u:{id}}}:s:")
+    }
+    pub fn index_key(id: &UserId) -> String {
+        format!("refreshd:{{u:{id}}}:sessions")
+    }
+    pub fn blacklist_key(id: &UserId, jti: &Jti) -> String {
+        format!("refreshd:{{u:{id}}}:bl:{jti}")
+    }
 }
-fn blacklist_prefix(id: &UserId) -> String {
-    format!("refreshd:{{u:{id}}}:bl:")
-}
-fn blacklist_key(id: &UserId, jti: &Jti) -> String {
-    format!("{}{jti}", blacklist_prefix(id))
-}
+
 fn username_key(name: &Username) -> String {
     format!("refreshd:username:{name}")
 }
@@ -1009,7 +1038,7 @@ impl SessionStore for RedisStore {
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
         self.operation(async {
             let epoch = if r.foreign { self.epoch().await? } else { 0 };
-            let reply: Vec<String> = self
+            let reply: Vec<Vec<u8>> = self
                 .write(&self.scripts.refresh, &refresh_call(r, epoch))
                 .await?;
             parse_refresh_reply(&reply)
@@ -1031,25 +1060,19 @@ impl SessionStore for RedisStore {
 
     async fn check_token(&self, check: &TokenCheck) -> Result<CheckOutcome, StoreError> {
         let mut c = self.conn().await;
-        // Three reads in one slot, pipelined: one round trip.
-        let mut pipe = redis::pipe();
-        pipe.cmd("HMGET")
-            .arg(user_key(&check.user_id))
-            .arg(&["username", "password", "active", "cut"])
-            .cmd("HMGET")
-            .arg(session_key(&check.user_id, &check.sid))
-            .arg(&["cur", "rev", "created", "last"]);
-        if let Some(jti) = &check.refresh_jti {
-            pipe.cmd("EXISTS").arg(blacklist_key(&check.user_id, jti));
-        }
-        let (user, session, blacklisted): (Vec<Option<String>>, Vec<Option<String>>, Option<i64>) =
-            if check.refresh_jti.is_some() {
-                self.bounded(pipe.query_async(&mut c)).await?
-            } else {
-                let (u, s): (Vec<Option<String>>, Vec<Option<String>>) =
-                    self.bounded(pipe.query_async(&mut c)).await?;
-                (u, s, None)
-            };
+        // Two reads in one slot, pipelined: one round trip.
+        let (user, record): (Vec<Option<String>>, Option<Vec<u8>>) = self
+            .bounded(
+                redis::pipe()
+                    .cmd("HMGET")
+                    .arg(user_key(&check.user_id))
+                    .arg(&["username", "password", "active", "cut"])
+                    .cmd("HGET")
+                    .arg(sessions_key(&check.user_id))
+                    .arg(pack_id(check.sid.as_str()))
+                    .query_async(&mut c),
+            )
+            .await?;
         let Some(found) = user_from_fields(&check.user_id, &user[..3]) else {
             return Ok(CheckOutcome::UserMissing);
         };
@@ -1057,19 +1080,29 @@ impl SessionStore for RedisStore {
             return Ok(CheckOutcome::UserInactive);
         }
         let cutoff: u64 = user[3].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-        let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<u64>().ok());
-        let session_ok = match session.as_slice() {
-            [Some(_), rev, created, last] => {
-                // Idle is measured on this instance's clock: access checks take no script.
-                let idle = check.idle_timeout_ms.is_some_and(|idle| {
-                    let since = number(last).or(number(created)).unwrap_or(0);
-                    super::Clock::now_ms(&super::SystemClock) >= since.saturating_add(idle)
-                });
-                rev.as_deref() != Some("1") && !idle
-            }
-            _ => !check.session_required && check.iat > cutoff,
+        // Idle is measured on this instance's clock: access checks take no script.
+        let now = super::Clock::now_ms(&super::SystemClock);
+        let idle = |since: u64| {
+            check
+                .idle_timeout_ms
+                .is_some_and(|idle| now >= since.saturating_add(idle))
         };
-        if !session_ok || blacklisted == Some(1) {
+        let record = record
+            .as_deref()
+            .and_then(SessionRecord::decode)
+            .filter(|r| r.keep_ms > now);
+        let standing = match record {
+            Some(r) => {
+                !r.revoked
+                    && !idle(r.last_refreshed_ms.unwrap_or(r.created_ms))
+                    && check.refresh_jti.as_ref().is_none_or(|jti| r.holds(jti))
+            }
+            None if check.session_required || check.refresh_jti.is_some() => {
+                self.legacy_check(check, cutoff, idle).await?
+            }
+            None => check.iat > cutoff,
+        };
+        if !standing {
             return Ok(CheckOutcome::Revoked);
         }
         Ok(CheckOutcome::Ok(found))
@@ -1077,22 +1110,40 @@ impl SessionStore for RedisStore {
 
     async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionInfo>, StoreError> {
         let call = list_sessions_call(user_id);
-        let flat: Vec<String> = self.run(&self.scripts.list_sessions, &call).await?;
+        let (records, legacy): (Vec<Vec<u8>>, Vec<String>) =
+            self.run(&self.scripts.list_sessions, &call).await?;
         let bad = || StoreError::Unexpected("list_sessions returned a malformed row".into());
-        let mut list = flat
-            .chunks(6)
-            .map(|row| match row {
-                [sid, created, last, ua, ip, end] => Ok(SessionInfo {
-                    id: SessionId::parse(sid).ok_or_else(bad)?,
-                    created_ms: created.parse().map_err(|_| bad())?,
-                    last_refreshed_ms: last.parse().ok(),
-                    user_agent: ua.clone(),
-                    client_address: ip.clone(),
-                    ends_at: end.parse().ok(),
-                }),
-                _ => Err(bad()),
+        let mut list = records
+            .chunks(2)
+            .map(|pair| {
+                let [field, raw] = pair else {
+                    return Err(bad());
+                };
+                let r = SessionRecord::decode(raw).ok_or_else(bad)?;
+                let (sid, _) = unpack_id(field).ok_or_else(bad)?;
+                Ok(SessionInfo {
+                    id: SessionId::parse(&sid).ok_or_else(bad)?,
+                    created_ms: r.created_ms,
+                    last_refreshed_ms: r.last_refreshed_ms,
+                    user_agent: r.user_agent,
+                    client_address: r.client_address,
+                    ends_at: r.end,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        for row in legacy.chunks(6) {
+            let [sid, created, last, ua, ip, end] = row else {
+                return Err(bad());
+            };
+            list.push(SessionInfo {
+                id: SessionId::parse(sid).ok_or_else(bad)?,
+                created_ms: created.parse().map_err(|_| bad())?,
+                last_refreshed_ms: last.parse().ok(),
+                user_agent: ua.clone(),
+                client_address: ip.clone(),
+                ends_at: end.parse().ok(),
+            });
+        }
         list.sort_by_key(|s| s.created_ms);
         Ok(list)
     }
@@ -1112,8 +1163,15 @@ impl SessionStore for RedisStore {
 
     async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError> {
         let mut c = self.conn().await;
+        // The records in the user's sessions hash, and whatever the previous layout still holds.
+        let fields: Vec<Vec<u8>> = self.bounded(c.hkeys(sessions_key(user_id))).await?;
+        let mut count = fields
+            .iter()
+            .filter(|f| unpack_id(f).is_some_and(|(_, rest)| rest.is_empty()))
+            .count();
         let pattern = format!("refreshd:{{u:{user_id}}}:*");
         let user = user_key(user_id);
+        let sessions = sessions_key(user_id);
         // On a cluster, SCAN must go to the node that holds the user's slot.
         let slot: Option<u16> = match &self.conn {
             Conn::Single(_) => None,
@@ -1128,7 +1186,6 @@ impl SessionStore for RedisStore {
             ),
         };
         let mut cursor: u64 = 0;
-        let mut count = 0;
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
@@ -1147,7 +1204,10 @@ impl SessionStore for RedisStore {
                 }
                 _ => self.bounded(scan.query_async(&mut c)).await?,
             };
-            count += keys.iter().filter(|k| **k != user).count();
+            count += keys
+                .iter()
+                .filter(|k| **k != user && **k != sessions)
+                .count();
             if next == 0 {
                 return Ok(count);
             }
@@ -1217,6 +1277,20 @@ struct Scripts {
     import_user: Script,
 }
 
+/// The session record's reading and writing, run ahead of every script that touches sessions
+/// (a Lua script cannot include another).
+const RECORDS_LUA: &str = include_str!("lua/records.lua");
+
+/// The scripts that run after `RECORDS_LUA`.
+const RUN_AFTER_RECORDS: &[&str] = &[
+    "refresh.lua",
+    "revoke.lua",
+    "revoke_all.lua",
+    "create.lua",
+    "list_sessions.lua",
+    "import_user.lua",
+];
+
 /// Every script's source, by file name (the unit tests read their headers).
 const SCRIPT_SOURCES: &[(&str, &str)] = &[
     ("refresh.lua", include_str!("lua/refresh.lua")),
@@ -1239,7 +1313,11 @@ impl Scripts {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .expect("a listed script");
-            Script::new(source)
+            if RUN_AFTER_RECORDS.contains(&name) {
+                Script::new(&format!("{RECORDS_LUA}\n{source}"))
+            } else {
+                Script::new(source)
+            }
         };
         Self {
             refresh: load("refresh.lua"),
@@ -1263,7 +1341,38 @@ impl Scripts {
 #[derive(Default)]
 struct Call {
     keys: Vec<(&'static str, String)>,
-    args: Vec<(&'static str, String)>,
+    args: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// A script argument's bytes: text as it is, numbers in decimal, packed ids as packed.
+trait ArgBytes {
+    fn arg_bytes(self) -> Vec<u8>;
+}
+
+impl ArgBytes for Vec<u8> {
+    fn arg_bytes(self) -> Vec<u8> {
+        self
+    }
+}
+impl ArgBytes for &str {
+    fn arg_bytes(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+impl ArgBytes for &String {
+    fn arg_bytes(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+impl ArgBytes for String {
+    fn arg_bytes(self) -> Vec<u8> {
+        self.into_bytes()
+    }
+}
+impl ArgBytes for u64 {
+    fn arg_bytes(self) -> Vec<u8> {
+        self.to_string().into_bytes()
+    }
 }
 
 impl Call {
@@ -1272,8 +1381,8 @@ impl Call {
         self
     }
 
-    fn arg(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.args.push((name, value.to_string()));
+    fn arg(mut self, name: &'static str, value: impl ArgBytes) -> Self {
+        self.args.push((name, value.arg_bytes()));
         self
     }
 }
@@ -1383,11 +1492,9 @@ impl RedisStore {
 
 fn create_call(s: &NewSession) -> Call {
     Call::default()
-        .key("session_key", session_key(&s.user_id, &s.sid))
-        .key("index_key", index_key(&s.user_id))
-        .arg("sid", s.sid.as_str())
-        .arg("jti", s.refresh.jti.as_str())
-        .arg("jti_exp", s.refresh.exp)
+        .key("sessions_key", sessions_key(&s.user_id))
+        .arg("sid", pack_id(s.sid.as_str()))
+        .arg("jti", pack_id(s.refresh.jti.as_str()))
         .arg(
             "session_end",
             s.end.map(|e| e.to_string()).unwrap_or_default(),
@@ -1405,13 +1512,17 @@ fn refresh_call(r: &RefreshRequest, epoch: u64) -> Call {
     let p = &r.policy;
     Call::default()
         .key("user_key", user_key(&r.user_id))
-        .key("session_key", session_key(&r.user_id, &r.sid))
+        .key("sessions_key", sessions_key(&r.user_id))
         .key(
-            "presented_bl_key",
-            blacklist_key(&r.user_id, &r.presented.jti),
+            "legacy_session_key",
+            legacy::session_key(&r.user_id, &r.sid),
         )
-        .key("index_key", index_key(&r.user_id))
-        .arg("jti", r.presented.jti.as_str())
+        .key(
+            "legacy_bl_key",
+            legacy::blacklist_key(&r.user_id, &r.presented.jti),
+        )
+        .arg("sid", pack_id(r.sid.as_str()))
+        .arg("jti", pack_id(r.presented.jti.as_str()))
         .arg("jti_iat", r.presented.iat)
         .arg("jti_exp", r.presented.exp)
         .arg("foreign", flag(r.foreign))
@@ -1425,48 +1536,51 @@ fn refresh_call(r: &RefreshRequest, epoch: u64) -> Call {
             p.idle_timeout_ms.map(|i| i.to_string()).unwrap_or_default(),
         )
         .arg("leeway", p.leeway)
-        .arg("next_jti", r.successor.jti.as_str())
+        .arg("next_jti", pack_id(r.successor.jti.as_str()))
         .arg("next_iat", r.successor.iat)
         .arg("next_exp", r.successor.exp)
         .arg(
             "adopt_end",
             r.adopt_end.map(|e| e.to_string()).unwrap_or_default(),
         )
-        .arg("sid", r.sid.as_str())
         .arg("user_agent", &r.client.user_agent)
         .arg("client_address", &r.client.address)
-        .arg("blacklist_prefix", blacklist_prefix(&r.user_id))
 }
 
 fn revoke_call(r: &RevokeRequest) -> Call {
     let p = &r.policy;
     Call::default()
-        .key("session_key", session_key(&r.user_id, &r.sid))
-        .key("index_key", index_key(&r.user_id))
+        .key("sessions_key", sessions_key(&r.user_id))
         .key(
-            "presented_bl_key",
-            blacklist_key(&r.user_id, &r.presented.jti),
+            "legacy_session_key",
+            legacy::session_key(&r.user_id, &r.sid),
         )
-        .arg("sid", r.sid.as_str())
-        .arg("jti", r.presented.jti.as_str())
+        .key(
+            "legacy_bl_key",
+            legacy::blacklist_key(&r.user_id, &r.presented.jti),
+        )
+        .key("legacy_index_key", legacy::index_key(&r.user_id))
+        .arg("sid", pack_id(r.sid.as_str()))
+        .arg("jti", pack_id(r.presented.jti.as_str()))
         .arg("jti_exp", r.presented.exp)
         .arg("leeway", p.leeway)
         .arg("foreign", flag(r.foreign))
         .arg("all", flag(r.all))
         .arg("blacklist", flag(p.blacklist))
         .arg("reuse_interval_ms", p.reuse_interval_ms)
-        .arg("session_prefix", session_prefix(&r.user_id))
+        .arg("legacy_session_prefix", legacy::session_prefix(&r.user_id))
 }
 
-/// Ends one session by id: the revoke script with no presented token (its own key stands in
-/// for the blacklist key it will not touch).
+/// Ends one session by id: the revoke script with no presented token (the session's own key of
+/// the previous layout stands in for the blacklist key it will not touch).
 fn end_session_call(user_id: &UserId, sid: &SessionId) -> Call {
-    let key = session_key(user_id, sid);
+    let legacy_key = legacy::session_key(user_id, sid);
     Call::default()
-        .key("session_key", &key)
-        .key("index_key", index_key(user_id))
-        .key("presented_bl_key", &key)
-        .arg("sid", sid.as_str())
+        .key("sessions_key", sessions_key(user_id))
+        .key("legacy_session_key", &legacy_key)
+        .key("legacy_bl_key", &legacy_key)
+        .key("legacy_index_key", legacy::index_key(user_id))
+        .arg("sid", pack_id(sid.as_str()))
         .arg("jti", "")
         .arg("jti_exp", 0)
         .arg("leeway", 0)
@@ -1474,7 +1588,7 @@ fn end_session_call(user_id: &UserId, sid: &SessionId) -> Call {
         .arg("all", "0")
         .arg("blacklist", "1")
         .arg("reuse_interval_ms", 0)
-        .arg("session_prefix", session_prefix(user_id))
+        .arg("legacy_session_prefix", legacy::session_prefix(user_id))
 }
 
 fn add_user_call(user: &User) -> Call {
@@ -1495,8 +1609,9 @@ fn settle_claim_call(key: &str, id: &str, how: &str) -> Call {
 
 fn list_sessions_call(user_id: &UserId) -> Call {
     Call::default()
-        .key("index_key", index_key(user_id))
-        .arg("session_prefix", session_prefix(user_id))
+        .key("sessions_key", sessions_key(user_id))
+        .key("legacy_index_key", legacy::index_key(user_id))
+        .arg("legacy_session_prefix", legacy::session_prefix(user_id))
 }
 
 fn login_attempt_call(key: &LimitKey, window: Duration) -> Call {
@@ -1512,9 +1627,10 @@ fn login_refund_call(key: &LimitKey) -> Call {
 /// `change` is '' (end the sessions only), 'deactivate', 'password' or 'delete'.
 fn revoke_all_call(user_id: &UserId, change: &str, password_hash: &str) -> Call {
     Call::default()
-        .key("index_key", index_key(user_id))
+        .key("sessions_key", sessions_key(user_id))
         .key("user_key", user_key(user_id))
-        .arg("session_prefix", session_prefix(user_id))
+        .key("legacy_index_key", legacy::index_key(user_id))
+        .arg("legacy_session_prefix", legacy::session_prefix(user_id))
         .arg("change", change)
         .arg("password_hash", password_hash)
 }
@@ -1522,12 +1638,13 @@ fn revoke_all_call(user_id: &UserId, change: &str, password_hash: &str) -> Call 
 fn import_call(user: &User) -> Call {
     Call::default()
         .key("user_key", user_key(&user.id))
-        .key("index_key", index_key(&user.id))
+        .key("sessions_key", sessions_key(&user.id))
+        .key("legacy_index_key", legacy::index_key(&user.id))
         .arg("id", user.id.as_str())
         .arg("username", user.username.as_str())
         .arg("password_hash", &user.password_hash)
         .arg("active", flag(user.is_active))
-        .arg("session_prefix", session_prefix(&user.id))
+        .arg("legacy_session_prefix", legacy::session_prefix(&user.id))
 }
 
 fn rehash_call(id: &UserId, old: &str, new: &str) -> Call {
@@ -1537,29 +1654,38 @@ fn rehash_call(id: &UserId, old: &str, new: &str) -> Call {
         .arg("new_hash", new)
 }
 
-fn parse_refresh_reply(reply: &[String]) -> Result<RefreshOutcome, StoreError> {
+fn parse_refresh_reply(reply: &[Vec<u8>]) -> Result<RefreshOutcome, StoreError> {
     let bad = || StoreError::Unexpected(format!("refresh script returned {reply:?}"));
-    let kind = match reply.first().map(String::as_str) {
-        Some("issued") => AnswerKind::Issued,
-        Some("repeated") => AnswerKind::Repeated,
-        Some("promoted") => AnswerKind::Promoted,
-        Some("forgiven") => AnswerKind::Forgiven,
-        Some("kept") => AnswerKind::Kept,
-        Some("invalid") => return Ok(RefreshOutcome::Invalid),
-        Some("revoked") => return Ok(RefreshOutcome::Revoked),
-        Some("reuse") => return Ok(RefreshOutcome::ReuseRevoked),
-        Some("no_user") => return Ok(RefreshOutcome::UserMissing),
-        Some("inactive") => return Ok(RefreshOutcome::UserInactive),
+    let kind = match reply.first().map(Vec::as_slice) {
+        Some(b"issued") => AnswerKind::Issued,
+        Some(b"repeated") => AnswerKind::Repeated,
+        Some(b"promoted") => AnswerKind::Promoted,
+        Some(b"forgiven") => AnswerKind::Forgiven,
+        Some(b"kept") => AnswerKind::Kept,
+        Some(b"invalid") => return Ok(RefreshOutcome::Invalid),
+        Some(b"revoked") => return Ok(RefreshOutcome::Revoked),
+        Some(b"reuse") => return Ok(RefreshOutcome::ReuseRevoked),
+        Some(b"no_user") => return Ok(RefreshOutcome::UserMissing),
+        Some(b"inactive") => return Ok(RefreshOutcome::UserInactive),
         _ => return Err(bad()),
     };
     let [_, jti, iat, exp, end, remember] = reply else {
         return Err(bad());
     };
-    let num = |s: &String| s.parse::<u64>().map_err(|_| bad());
+    let num = |b: &Vec<u8>| {
+        std::str::from_utf8(b)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(bad)
+    };
+    let jti = match unpack_id(jti) {
+        Some((text, rest)) if rest.is_empty() => Jti::parse(&text).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
     Ok(RefreshOutcome::Ok(RefreshAnswer {
         kind,
         refresh: RefreshClaims {
-            jti: Jti::parse(jti).ok_or_else(bad)?,
+            jti,
             iat: num(iat)?,
             exp: num(exp)?,
         },
@@ -1568,8 +1694,47 @@ fn parse_refresh_reply(reply: &[String]) -> Result<RefreshOutcome, StoreError> {
         } else {
             Some(num(end)?)
         },
-        remember: remember != "0",
+        remember: remember.as_slice() != b"0",
     }))
+}
+
+impl RedisStore {
+    /// The access check of a session the previous layout may still hold (see the top of this
+    /// file), as that layout answered it: a second round trip, taken only when the sessions hash
+    /// has no record for a token that needs one.
+    async fn legacy_check(
+        &self,
+        check: &TokenCheck,
+        cutoff: u64,
+        idle: impl Fn(u64) -> bool,
+    ) -> Result<bool, StoreError> {
+        let mut c = self.conn().await;
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(legacy::session_key(&check.user_id, &check.sid))
+            .arg(&["cur", "rev", "created", "last"]);
+        let (session, blacklisted): (Vec<Option<String>>, bool) = match &check.refresh_jti {
+            Some(jti) => {
+                pipe.cmd("EXISTS")
+                    .arg(legacy::blacklist_key(&check.user_id, jti));
+                let (s, b): (Vec<Option<String>>, i64) =
+                    self.bounded(pipe.query_async(&mut c)).await?;
+                (s, b == 1)
+            }
+            None => {
+                let (s,): (Vec<Option<String>>,) = self.bounded(pipe.query_async(&mut c)).await?;
+                (s, false)
+            }
+        };
+        let number = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let session_ok = match session.as_slice() {
+            [Some(_), rev, created, last] => {
+                rev.as_deref() != Some("1") && !idle(number(last).or(number(created)).unwrap_or(0))
+            }
+            _ => !check.session_required && check.iat > cutoff,
+        };
+        Ok(session_ok && !blacklisted)
+    }
 }
 
 #[cfg(test)]
@@ -1604,7 +1769,7 @@ mod tests {
         names
     }
 
-    fn names(list: &[(&'static str, String)]) -> Vec<String> {
+    fn names<T>(list: &[(&'static str, T)]) -> Vec<String> {
         list.iter().map(|(n, _)| (*n).to_owned()).collect()
     }
 

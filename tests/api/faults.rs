@@ -203,19 +203,9 @@ async fn faults_mid_load_lose_no_rotation_and_recover_within_two_seconds() {
 
 /// The session record's current refresh jti, read behind the application's back.
 async fn current_jti(redis: &RedisProcess, refresh: &str) -> Option<String> {
-    let c = claims_of(refresh);
-    let key = format!(
-        "refreshd:{{u:{}}}:s:{}",
-        c["user_id"].as_str().unwrap(),
-        c["sid"].as_str().unwrap()
-    );
     let mut conn = redis_conn(&redis.url()).await;
-    redis::cmd("HGET")
-        .arg(&key)
-        .arg("cur")
-        .query_async(&mut conn)
-        .await
-        .unwrap()
+    let (record, _) = crate::redis_layout::record_of(&mut conn, refresh).await;
+    record?.current.map(|jti| jti.as_str().to_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

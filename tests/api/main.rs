@@ -21,6 +21,7 @@ mod openapi;
 mod operations;
 mod outage;
 mod readme;
+mod redis_layout;
 mod redis_prod;
 mod refresh;
 mod rotation;

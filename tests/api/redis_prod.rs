@@ -573,16 +573,10 @@ async fn with_min_replicas_a_write_no_replica_confirmed_is_a_503_and_the_retry_s
     assert_detail(&app.refresh_with_cookie(&next).await, 200, REFRESHED);
     // The replica holds the session as the client knows it.
     let mut on_replica = redis_conn(&replica.url()).await;
-    let sid = claims_of(&next)["sid"].as_str().unwrap().to_owned();
-    let key = format!("refreshd:{{u:{}}}:s:{sid}", user.id.as_str());
-    let current: Option<String> = redis::cmd("HGET")
-        .arg(&key)
-        .arg("cur")
-        .query_async(&mut on_replica)
-        .await
-        .unwrap();
+    let (record, _) = crate::redis_layout::record_of(&mut on_replica, &next).await;
+    let current = record.and_then(|r| r.current);
     assert_eq!(
-        current.as_deref(),
+        current.as_ref().map(|jti| jti.as_str()),
         claims_of(&next)["jti"].as_str(),
         "the replica has the rotation"
     );

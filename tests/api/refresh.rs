@@ -342,19 +342,19 @@ async fn the_presented_token_is_blacklisted_after_rotation(backend: Backend) {
         INVALID_REFRESH,
     );
     if let Some(url) = &app.redis_url {
-        // The blacklist entry expires by itself when the token it blocks would have.
+        // What refuses it, the session's record, expires by itself when the token it blocks
+        // would have (with the seconds its successors were issued later), not before, and not
+        // never.
         let c = claims_of(&tokens.refresh);
-        let key = format!(
-            "refreshd:{{u:{}}}:bl:{}",
-            c["user_id"].as_str().unwrap(),
-            c["jti"].as_str().unwrap()
-        );
         let mut conn = redis_conn(url).await;
-        let pttl: i64 = redis::cmd("PTTL")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let (record, pttl) = crate::redis_layout::record_of(&mut conn, &tokens.refresh).await;
+        let record = record.expect("a record");
+        let exp_ms = c["exp"].as_u64().unwrap() * 1000;
+        assert!(
+            record.keep_ms >= exp_ms && record.keep_ms - exp_ms < 5_000,
+            "kept until {} for a token expiring at {exp_ms}",
+            record.keep_ms
+        );
         let remaining_ms = (c["exp"].as_u64().unwrap() - now_s()) as i64 * 1000;
         assert!(
             pttl > 0 && (pttl - remaining_ms).abs() < 5_000,

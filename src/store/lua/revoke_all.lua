@@ -1,15 +1,16 @@
 -- Ends every session of a user (an operator's logout-all). With a `change`, also changes the user
 -- and sets the user's cut-off: tokens minted elsewhere issued at or before that second stay
--- refused, even after a re-activation or should a deleted id come back.
+-- refused, even after a re-activation or should a deleted id come back. Runs after records.lua.
 --   'deactivate'  marks the user inactive
 --   'password'    sets `password_hash` (`user passwd`)
 --   'delete'      removes the record, all but the cut-off
 -- Returns how many live sessions were ended, or -1 when a change names no user.
 
-local index_key = KEYS[1]
+local sessions_key = KEYS[1]
 local user_key = KEYS[2]
+local legacy_index_key = KEYS[3]
 
-local session_prefix = ARGV[1]
+local legacy_session_prefix = ARGV[1]
 local change = ARGV[2]
 local password_hash = ARGV[3]
 
@@ -29,14 +30,4 @@ if change ~= '' then
     return redis.error_reply('unknown change ' .. change)
   end
 end
-local ended = 0
-for _, sid in ipairs(redis.call('ZRANGE', index_key, 0, -1)) do
-  local key = session_prefix .. sid
-  if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'rev') ~= '1' then
-    redis.call('HSET', key, 'rev', '1')
-    redis.call('HDEL', key, 'pend', 'pi', 'pe')
-    ended = ended + 1
-  end
-end
-redis.call('DEL', index_key)
-return ended
+return end_all(sessions_key, legacy_index_key, legacy_session_prefix, now_ms())
