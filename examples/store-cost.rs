@@ -49,6 +49,25 @@ struct Args {
     /// Print MEMORY USAGE and the encoding of this many random keys at the end.
     #[arg(long, default_value_t = 6)]
     samples: usize,
+    /// Seconds to wait between two refreshes of a session, as a client would (a retirement is
+    /// remembered while REFRESH_TOKEN_REUSE_INTERVAL, 10 s by default, runs).
+    #[arg(long, default_value_t = 0)]
+    gap: u64,
+    /// A shell command run as `<hook> start|end <phase>` around each phase (for example
+    /// `callgrind_control -z` at the start and `-d` at the end of the phase to profile).
+    #[arg(long)]
+    hook: Option<String>,
+}
+
+fn hook(args: &Args, event: &str, phase: &str) {
+    if let Some(hook) = &args.hook {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{hook} {event} '{phase}'"))
+            .status()
+            .expect("the hook runs");
+        assert!(status.success(), "the hook failed: {status}");
+    }
 }
 
 struct Proc(Child);
@@ -257,6 +276,7 @@ async fn main() {
     let base = used_memory(&mut c).await;
     reset_stats(&mut c).await;
     let cpu = main_thread_cpu(&mut c).await;
+    hook(&args, "start", "login");
     let started = Instant::now();
     let mut tokens = in_batches(args.sessions, args.concurrency, |i| {
         let auth = auth.clone();
@@ -270,7 +290,9 @@ async fn main() {
         }
     })
     .await;
-    report(&mut c, "login", started.elapsed(), cpu).await;
+    let took = started.elapsed();
+    hook(&args, "end", "login");
+    report(&mut c, "login", took, cpu).await;
     let per_session = |m: u64| (m as f64 - base as f64) / args.sessions as f64;
     println!(
         "           {:.0} bytes per session",
@@ -278,8 +300,15 @@ async fn main() {
     );
 
     for round in 1..=args.refreshes {
+        let phase = if round == 1 {
+            "issue".to_owned()
+        } else {
+            format!("promote {}", round - 1)
+        };
+        tokio::time::sleep(Duration::from_secs(if round > 1 { args.gap } else { 0 })).await;
         reset_stats(&mut c).await;
         let cpu = main_thread_cpu(&mut c).await;
+        hook(&args, "start", &phase);
         let started = Instant::now();
         let held = Arc::new(std::mem::take(&mut tokens));
         tokens = in_batches(args.sessions, args.concurrency, |i| {
@@ -289,12 +318,9 @@ async fn main() {
             async move { auth.refresh(&held[i], &r).await.unwrap().tokens.refresh }
         })
         .await;
-        let phase = if round == 1 {
-            "issue".to_owned()
-        } else {
-            format!("promote {}", round - 1)
-        };
-        report(&mut c, &phase, started.elapsed(), cpu).await;
+        let took = started.elapsed();
+        hook(&args, "end", &phase);
+        report(&mut c, &phase, took, cpu).await;
         println!(
             "           {:.0} bytes per session",
             per_session(used_memory(&mut c).await)

@@ -375,6 +375,11 @@ impl SessionStore for MemoryStore {
         let mut rec = SessionRec::new(&s.refresh, s.end, now, s.leeway);
         rec.remember = s.remember;
         rec.client = s.client.clone();
+        if !inner.user(&s.user_id).is_some_and(|u| u.is_active) {
+            // The user was deactivated or deleted since the login checked it: the session is
+            // born ended, so that a re-activation does not bring it back.
+            rec.revoke();
+        }
         inner.insert_session((s.user_id.clone(), s.sid.clone()), rec);
         Ok(())
     }

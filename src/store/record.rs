@@ -7,44 +7,38 @@ use crate::domain::Jti;
 
 use super::RefreshClaims;
 
+// The flags of a record (the layout is written down in lua/records.lua).
 const REVOKED: u8 = 1;
 const BROWSER: u8 = 2;
-const PENDING: u8 = 4;
 const HAS_END: u8 = 8;
 
-/// The tag of an id packed as 16 bytes (its 32 lowercase hex characters).
-const HEX_TAG: u8 = 0x90;
-
 /// A jti or session id as the Redis store writes it: 32 lowercase hex characters (every id this
-/// server mints, and SimpleJWT's `uuid4().hex`) as the tag 0x90 and their 16 bytes; any other id
-/// (at most 64 characters, `domain` sees to that) as its length and its text.
+/// server mints, and SimpleJWT's `uuid4().hex`) as their 16 bytes; any other id (at most 64
+/// characters, `domain` sees to that) as its text, padded with NUL bytes to 17 when shorter, so
+/// that only a packed hex id is 16 bytes long. Ids never hold a NUL.
 pub fn pack_id(id: &str) -> Vec<u8> {
     let b = id.as_bytes();
     if b.len() == 32 && b.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
-        let mut out = Vec::with_capacity(17);
-        out.push(HEX_TAG);
-        for pair in b.chunks(2) {
-            let nibble = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
-            out.push(nibble(pair[0]) << 4 | nibble(pair[1]));
-        }
-        return out;
+        let nibble = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
+        return b
+            .chunks(2)
+            .map(|pair| nibble(pair[0]) << 4 | nibble(pair[1]))
+            .collect();
     }
-    let mut out = Vec::with_capacity(b.len() + 1);
-    out.push(b.len() as u8);
-    out.extend_from_slice(b);
+    let mut out = b.to_vec();
+    out.resize(b.len().max(17), 0);
     out
 }
 
-/// The id packed at the start of `b`, and what follows it.
-pub fn unpack_id(b: &[u8]) -> Option<(String, &[u8])> {
-    let (&tag, rest) = b.split_first()?;
-    if tag == HEX_TAG {
-        let (raw, rest) = rest.split_at_checked(16)?;
-        let hex = raw.iter().map(|byte| format!("{byte:02x}")).collect();
-        return Some((hex, rest));
+/// The id `pack_id` packed into `b`.
+pub fn unpack_id(b: &[u8]) -> Option<String> {
+    if b.len() == 16 {
+        return Some(b.iter().map(|byte| format!("{byte:02x}")).collect());
     }
-    let (text, rest) = rest.split_at_checked(usize::from(tag))?;
-    Some((String::from_utf8(text.to_vec()).ok()?, rest))
+    let text = &b[..b.iter().position(|c| *c == 0).unwrap_or(b.len())];
+    String::from_utf8(text.to_vec())
+        .ok()
+        .filter(|t| !t.is_empty())
 }
 
 /// One session record, as `lua/records.lua` wrote it.
@@ -71,17 +65,23 @@ pub struct SessionRecord {
 /// A reader of big-endian integers and packed ids.
 struct Bytes<'a>(&'a [u8]);
 
-impl Bytes<'_> {
+impl<'a> Bytes<'a> {
     fn int(&mut self, n: usize) -> Option<u64> {
         let (head, rest) = self.0.split_at_checked(n)?;
         self.0 = rest;
         Some(head.iter().fold(0, |v, b| v << 8 | u64::from(*b)))
     }
 
-    fn jti(&mut self) -> Option<Jti> {
-        let (id, rest) = unpack_id(self.0)?;
+    /// An id's packed bytes, after their length (one byte).
+    fn id(&mut self) -> Option<&'a [u8]> {
+        let n = self.int(1)? as usize;
+        let (packed, rest) = self.0.split_at_checked(n)?;
         self.0 = rest;
-        Jti::parse(&id)
+        Some(packed)
+    }
+
+    fn jti(&mut self) -> Option<Jti> {
+        Jti::parse(&unpack_id(self.id()?)?)
     }
 
     fn text(&mut self, n: usize) -> Option<String> {
@@ -114,24 +114,26 @@ impl SessionRecord {
             user_agent: String::new(),
         };
         if record.revoked {
-            return Some(record);
+            return b.0.is_empty().then_some(record);
         }
-        record.created_ms = b.int(6)?;
         record.last_refreshed_ms = Some(b.int(6)?).filter(|ms| *ms > 0);
         record.current = Some(b.jti()?);
-        if flags & PENDING != 0 {
+        let pending = b.id()?;
+        let (iat, exp) = (b.int(5)?, b.int(5)?);
+        if !pending.is_empty() {
             record.pending = Some(RefreshClaims {
-                jti: b.jti()?,
-                iat: b.int(5)?,
-                exp: b.int(5)?,
+                jti: Jti::parse(&unpack_id(pending)?)?,
+                iat,
+                exp,
             });
         }
+        for _ in 0..b.int(1)? {
+            let at = b.int(6)?;
+            record.retired.push((b.jti()?, at));
+        }
+        record.created_ms = b.int(6)?;
         if flags & HAS_END != 0 {
             record.end = Some(b.int(5)?);
-        }
-        for _ in 0..b.int(1)? {
-            let jti = b.jti()?;
-            record.retired.push((jti, b.int(6)?));
         }
         let address_len = b.int(1)? as usize;
         record.client_address = b.text(address_len)?;
@@ -153,21 +155,17 @@ mod tests {
     fn hex_ids_pack_into_sixteen_bytes_and_others_keep_their_text() {
         let hex = "0123456789abcdef0123456789abcdef";
         let packed = pack_id(hex);
-        assert_eq!(packed.len(), 17);
-        assert_eq!(unpack_id(&packed), Some((hex.to_owned(), &[][..])));
-        for other in [
-            "0123456789ABCDEF0123456789ABCDEF",
-            "42",
-            "a-b_c.d@e+f",
-            &"x".repeat(64),
-        ] {
-            let mut packed = pack_id(other);
-            assert_eq!(packed.len(), other.len() + 1);
-            packed.push(7);
-            assert_eq!(unpack_id(&packed), Some((other.to_owned(), &[7][..])));
+        assert_eq!(packed.len(), 16);
+        assert_eq!(unpack_id(&packed).as_deref(), Some(hex));
+        let upper = "0123456789ABCDEF0123456789ABCDEF";
+        assert_eq!(pack_id(upper), upper.as_bytes());
+        let sixteen = "0123456789abcdef";
+        for other in [upper, sixteen, "42", "a-b_c.d@e+f", &"x".repeat(64)] {
+            let packed = pack_id(other);
+            assert_ne!(packed.len(), 16, "{other}");
+            assert!(packed.len() >= 17);
+            assert_eq!(unpack_id(&packed).as_deref(), Some(other));
         }
-        assert_eq!(unpack_id(&[HEX_TAG, 1, 2]), None);
-        assert_eq!(unpack_id(&[5, b'a']), None);
     }
 
     /// The bytes `lua/records.lua` writes for a live session with a pending successor, an
@@ -176,22 +174,29 @@ mod tests {
     fn a_record_reads_back_every_field() {
         let cur = "00112233445566778899aabbccddeeff";
         let pend = "ffeeddccbbaa99887766554433221100";
-        let mut raw = vec![1, BROWSER | PENDING | HAS_END];
         let int = |v: u64, n: usize| v.to_be_bytes()[8 - n..].to_vec();
-        raw.extend(int(1_800_000_000_000, 6));
-        raw.extend(int(1_700_000_000_123, 6));
-        raw.extend(int(0, 6));
-        raw.extend(pack_id(cur));
-        raw.extend(pack_id(pend));
-        raw.extend(int(1_700_000_100, 5));
-        raw.extend(int(1_700_086_500, 5));
-        raw.extend(int(1_790_000_000, 5));
-        raw.push(1);
-        raw.extend(pack_id("old"));
-        raw.extend(int(1_700_000_050_000, 6));
-        raw.push(9);
-        raw.extend(b"127.0.0.1");
-        raw.extend("Firefox \u{1f98a}".as_bytes());
+        let id = |text: &str| {
+            let packed = pack_id(text);
+            [vec![packed.len() as u8], packed].concat()
+        };
+        let raw = [
+            vec![1, BROWSER | HAS_END],
+            int(1_800_000_000_000, 6),
+            int(0, 6),
+            id(cur),
+            id(pend),
+            int(1_700_000_100, 5),
+            int(1_700_086_500, 5),
+            vec![1],
+            int(1_700_000_050_000, 6),
+            id("old"),
+            int(1_700_000_000_123, 6),
+            int(1_790_000_000, 5),
+            vec![9],
+            b"127.0.0.1".to_vec(),
+            "Firefox \u{1f98a}".as_bytes().to_vec(),
+        ]
+        .concat();
         let r = SessionRecord::decode(&raw).unwrap();
         assert!(!r.revoked && !r.remember);
         assert_eq!(r.keep_ms, 1_800_000_000_000);
@@ -219,7 +224,7 @@ mod tests {
         let r = SessionRecord::decode(&ended).unwrap();
         assert!(r.revoked && r.current.is_none());
         assert_eq!(r.keep_ms, 9);
-        assert_eq!(SessionRecord::decode(&raw[..30]), None);
+        assert_eq!(SessionRecord::decode(&raw[..40]), None);
         assert_eq!(SessionRecord::decode(&[2, 0, 0, 0, 0, 0, 0, 9]), None);
     }
 }

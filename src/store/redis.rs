@@ -32,7 +32,7 @@
 //! absolute end, the jtis retired within their reuse interval with the moment of retirement, the
 //! client address and the user agent. An ended session keeps its flags and its keep-until only.
 //! Jtis and session ids of 32 lowercase hex characters (every one this server mints, and
-//! SimpleJWT's) are packed as their 16 bytes (`pack_id`). Records live in one hash per user, not
+//! SimpleJWT's) are packed as their 16 bytes (`pack_id`), in records and as field names. Records live in one hash per user, not
 //! a key each: a key costs Redis more than a record, and the hash is the user's session list.
 //!
 //! The blacklist is the record: with blacklisting on, a token of a session that is neither its
@@ -1038,7 +1038,7 @@ impl SessionStore for RedisStore {
     async fn refresh(&self, r: &RefreshRequest) -> Result<RefreshOutcome, StoreError> {
         self.operation(async {
             let epoch = if r.foreign { self.epoch().await? } else { 0 };
-            let reply: Vec<Vec<u8>> = self
+            let reply: Vec<Value> = self
                 .write(&self.scripts.refresh, &refresh_call(r, epoch))
                 .await?;
             parse_refresh_reply(&reply)
@@ -1120,7 +1120,7 @@ impl SessionStore for RedisStore {
                     return Err(bad());
                 };
                 let r = SessionRecord::decode(raw).ok_or_else(bad)?;
-                let (sid, _) = unpack_id(field).ok_or_else(bad)?;
+                let sid = unpack_id(field).ok_or_else(bad)?;
                 Ok(SessionInfo {
                     id: SessionId::parse(&sid).ok_or_else(bad)?,
                     created_ms: r.created_ms,
@@ -1165,10 +1165,8 @@ impl SessionStore for RedisStore {
         let mut c = self.conn().await;
         // The records in the user's sessions hash, and whatever the previous layout still holds.
         let fields: Vec<Vec<u8>> = self.bounded(c.hkeys(sessions_key(user_id))).await?;
-        let mut count = fields
-            .iter()
-            .filter(|f| unpack_id(f).is_some_and(|(_, rest)| rest.is_empty()))
-            .count();
+        // Packed session ids are 16 bytes or more; shorter fields are bookkeeping.
+        let mut count = fields.iter().filter(|f| f.len() >= 16).count();
         let pattern = format!("refreshd:{{u:{user_id}}}:*");
         let user = user_key(user_id);
         let sessions = sessions_key(user_id);
@@ -1493,6 +1491,7 @@ impl RedisStore {
 fn create_call(s: &NewSession) -> Call {
     Call::default()
         .key("sessions_key", sessions_key(&s.user_id))
+        .key("user_key", user_key(&s.user_id))
         .arg("sid", pack_id(s.sid.as_str()))
         .arg("jti", pack_id(s.refresh.jti.as_str()))
         .arg(
@@ -1509,7 +1508,14 @@ fn create_call(s: &NewSession) -> Call {
 }
 
 fn refresh_call(r: &RefreshRequest, epoch: u64) -> Call {
-    let p = &r.policy;
+    // Only an adopted session records its client: the others were recorded at login.
+    let client = |v: &str| {
+        if r.foreign {
+            v.to_owned()
+        } else {
+            String::new()
+        }
+    };
     Call::default()
         .key("user_key", user_key(&r.user_id))
         .key("sessions_key", sessions_key(&r.user_id))
@@ -1523,28 +1529,47 @@ fn refresh_call(r: &RefreshRequest, epoch: u64) -> Call {
         )
         .arg("sid", pack_id(r.sid.as_str()))
         .arg("jti", pack_id(r.presented.jti.as_str()))
-        .arg("jti_iat", r.presented.iat)
-        .arg("jti_exp", r.presented.exp)
-        .arg("foreign", flag(r.foreign))
-        .arg("adopt", flag(p.adopt_foreign))
-        .arg("epoch", epoch)
-        .arg("rotate", flag(p.rotate))
-        .arg("blacklist", flag(p.blacklist))
-        .arg("reuse_interval_ms", p.reuse_interval_ms)
-        .arg(
-            "idle_timeout_ms",
-            p.idle_timeout_ms.map(|i| i.to_string()).unwrap_or_default(),
-        )
-        .arg("leeway", p.leeway)
         .arg("next_jti", pack_id(r.successor.jti.as_str()))
-        .arg("next_iat", r.successor.iat)
-        .arg("next_exp", r.successor.exp)
-        .arg(
-            "adopt_end",
-            r.adopt_end.map(|e| e.to_string()).unwrap_or_default(),
-        )
-        .arg("user_agent", &r.client.user_agent)
-        .arg("client_address", &r.client.address)
+        .arg("params", pack_params(&refresh_params(r, epoch)))
+        .arg("user_agent", client(&r.client.user_agent))
+        .arg("client_address", client(&r.client.address))
+}
+
+/// One number of a script's `params` argument: its name in the script, its value, and how many
+/// bytes it takes (big-endian; a value too large for them is capped).
+type Param = (&'static str, u64, usize);
+
+/// The numbers and switches of one refresh, in the order refresh.lua unpacks them from
+/// `params` (a unit test holds the two to the same names and widths).
+fn refresh_params(r: &RefreshRequest, epoch: u64) -> [Param; 10] {
+    let p = &r.policy;
+    let switches = u64::from(r.foreign)
+        | u64::from(p.adopt_foreign) << 1
+        | u64::from(p.rotate) << 2
+        | u64::from(p.blacklist) << 3
+        | u64::from(p.idle_timeout_ms.is_some()) << 4
+        | u64::from(r.adopt_end.is_some()) << 5;
+    [
+        ("switches", switches, 1),
+        ("jti_iat", r.presented.iat, 5),
+        ("jti_exp", r.presented.exp, 5),
+        ("epoch", epoch, 5),
+        ("reuse_interval_ms", p.reuse_interval_ms, 6),
+        ("idle_timeout_ms", p.idle_timeout_ms.unwrap_or(0), 6),
+        ("leeway", p.leeway, 5),
+        ("next_iat", r.successor.iat, 5),
+        ("next_exp", r.successor.exp, 5),
+        ("adopt_end", r.adopt_end.unwrap_or(0), 5),
+    ]
+}
+
+fn pack_params(params: &[Param]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(_, value, width) in params {
+        let cap = (1u64 << (8 * width as u32).min(63)) - 1;
+        out.extend_from_slice(&value.min(cap).to_be_bytes()[8 - width..]);
+    }
+    out
 }
 
 fn revoke_call(r: &RevokeRequest) -> Call {
@@ -1654,47 +1679,43 @@ fn rehash_call(id: &UserId, old: &str, new: &str) -> Call {
         .arg("new_hash", new)
 }
 
-fn parse_refresh_reply(reply: &[Vec<u8>]) -> Result<RefreshOutcome, StoreError> {
+fn parse_refresh_reply(reply: &[Value]) -> Result<RefreshOutcome, StoreError> {
     let bad = || StoreError::Unexpected(format!("refresh script returned {reply:?}"));
-    let kind = match reply.first().map(Vec::as_slice) {
-        Some(b"issued") => AnswerKind::Issued,
-        Some(b"repeated") => AnswerKind::Repeated,
-        Some(b"promoted") => AnswerKind::Promoted,
-        Some(b"forgiven") => AnswerKind::Forgiven,
-        Some(b"kept") => AnswerKind::Kept,
-        Some(b"invalid") => return Ok(RefreshOutcome::Invalid),
-        Some(b"revoked") => return Ok(RefreshOutcome::Revoked),
-        Some(b"reuse") => return Ok(RefreshOutcome::ReuseRevoked),
-        Some(b"no_user") => return Ok(RefreshOutcome::UserMissing),
-        Some(b"inactive") => return Ok(RefreshOutcome::UserInactive),
+    let kind = match reply.first() {
+        Some(Value::BulkString(kind)) => kind.as_slice(),
         _ => return Err(bad()),
     };
-    let [_, jti, iat, exp, end, remember] = reply else {
+    let kind = match kind {
+        b"issued" => AnswerKind::Issued,
+        b"repeated" => AnswerKind::Repeated,
+        b"promoted" => AnswerKind::Promoted,
+        b"forgiven" => AnswerKind::Forgiven,
+        b"kept" => AnswerKind::Kept,
+        b"invalid" => return Ok(RefreshOutcome::Invalid),
+        b"revoked" => return Ok(RefreshOutcome::Revoked),
+        b"reuse" => return Ok(RefreshOutcome::ReuseRevoked),
+        b"no_user" => return Ok(RefreshOutcome::UserMissing),
+        b"inactive" => return Ok(RefreshOutcome::UserInactive),
+        _ => return Err(bad()),
+    };
+    let [_, Value::BulkString(jti), iat, exp, end, remember] = reply else {
         return Err(bad());
     };
-    let num = |b: &Vec<u8>| {
-        std::str::from_utf8(b)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(bad)
-    };
-    let jti = match unpack_id(jti) {
-        Some((text, rest)) if rest.is_empty() => Jti::parse(&text).ok_or_else(bad)?,
-        _ => return Err(bad()),
+    let num = |v: &Value| match v {
+        Value::Int(n) if *n >= 0 => Ok(*n as u64),
+        _ => Err(bad()),
     };
     Ok(RefreshOutcome::Ok(RefreshAnswer {
         kind,
         refresh: RefreshClaims {
-            jti,
+            jti: unpack_id(jti)
+                .and_then(|text| Jti::parse(&text))
+                .ok_or_else(bad)?,
             iat: num(iat)?,
             exp: num(exp)?,
         },
-        end: if end.is_empty() {
-            None
-        } else {
-            Some(num(end)?)
-        },
-        remember: remember.as_slice() != b"0",
+        end: Some(num(end)?).filter(|end| *end > 0),
+        remember: num(remember)? != 0,
     }))
 }
 
@@ -1877,6 +1898,49 @@ mod tests {
                 remember: true,
                 leeway: 0,
             }),
+        );
+    }
+
+    #[test]
+    fn refresh_params_are_packed_as_the_script_unpacks_them() {
+        let src = source("refresh.lua");
+        let start = src.find("local switches,").expect("the params block");
+        let statement = &src[start..start + src[start..].find(')').unwrap()];
+        let (names, call) = statement["local ".len()..].split_once(" = ").unwrap();
+        let names: Vec<&str> = names.split(',').map(str::trim).collect();
+        let format = call
+            .strip_prefix("struct.unpack('>")
+            .and_then(|f| f.strip_suffix("', params"))
+            .expect("struct.unpack('>...', params)");
+        // B is one byte, In is n bytes.
+        let mut widths = Vec::new();
+        let mut chars = format.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                'B' => widths.push(1),
+                'I' => widths.push(chars.next().unwrap().to_digit(10).unwrap() as usize),
+                other => panic!("unexpected {other:?} in {format}"),
+            }
+        }
+        let request = RefreshRequest {
+            user_id: UserId::parse("7").unwrap(),
+            sid: SessionId::new_random(),
+            foreign: true,
+            adopt_end: Some(3),
+            presented: claims(),
+            policy: policy(),
+            successor: claims(),
+            client: ClientInfo::default(),
+        };
+        let params = refresh_params(&request, 0);
+        let ours: Vec<&str> = params.iter().map(|(n, _, _)| *n).collect();
+        assert_eq!(ours, names);
+        let ours: Vec<usize> = params.iter().map(|(_, _, w)| *w).collect();
+        assert_eq!(ours, widths);
+        assert_eq!(pack_params(&params).len(), widths.iter().sum::<usize>());
+        assert_eq!(
+            pack_params(&[("x", 300, 1), ("y", 1 << 41, 5)]),
+            [255, 255, 255, 255, 255, 255]
         );
     }
 

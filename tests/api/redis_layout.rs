@@ -274,7 +274,7 @@ async fn a_session_keeps_one_packed_record_in_its_users_hash_and_nothing_else() 
     // live record with a pending successor and one retirement takes under 90 bytes.
     let sid = SessionId::parse(claims_of(&next.refresh)["sid"].as_str().unwrap()).unwrap();
     let (key, field) = session_record_at(&user.id, &sid);
-    assert_eq!(field.len(), 17);
+    assert_eq!(field.len(), 16);
     let size: usize = redis::cmd("HSTRLEN")
         .arg(&key)
         .arg(&field)

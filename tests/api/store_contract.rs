@@ -19,7 +19,8 @@ use crate::on_every_store;
 
 on_every_store!(
     every_row_of_the_state_table,
-    racing_presentations_make_one_successor
+    racing_presentations_make_one_successor,
+    a_session_started_as_its_user_is_deactivated_stays_ended,
 );
 
 /// A store and its clock: the in-process store's is moved by hand, Redis's by waiting.
@@ -521,6 +522,33 @@ async fn every_row_of_the_state_table(backend: Backend) {
     let h = Harness::new(backend).await;
     // Rows that wait run side by side, so that Redis's real waits overlap.
     join_all(ROWS.iter().map(|row| run_row(&h, row))).await;
+}
+
+/// A login checks the user, then starts the session; a deactivation can come in between. The
+/// session then starts ended, and a re-activation does not bring it back (SPEC 4).
+async fn a_session_started_as_its_user_is_deactivated_stays_ended(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let (user, name) = h.user().await;
+    assert!(h.store.set_user_active(&name, false).await.unwrap());
+    let mut late = Family::login(&h, &user, None).await;
+    let current = late.current.clone();
+    assert_eq!(
+        late.present(&h, &current, policy()).await,
+        RefreshOutcome::UserInactive
+    );
+    assert!(h.store.set_user_active(&name, true).await.unwrap());
+    assert_eq!(
+        late.present(&h, &current, policy()).await,
+        RefreshOutcome::Revoked
+    );
+    assert!(h.store.list_sessions(&user).await.unwrap().is_empty());
+    // A login after the re-activation works as ever.
+    let mut fresh = Family::login(&h, &user, None).await;
+    let current = fresh.current.clone();
+    assert!(matches!(
+        fresh.present(&h, &current, policy()).await,
+        RefreshOutcome::Ok(_)
+    ));
 }
 
 async fn racing_presentations_make_one_successor(backend: Backend) {

@@ -3,6 +3,7 @@
 -- dropped first, so that a user who keeps logging in never piles up dead ones.
 
 local sessions_key = KEYS[1]
+local user_key = KEYS[2]
 
 local sid = ARGV[1]
 local jti = ARGV[2]
@@ -16,20 +17,26 @@ local keep_until_ms = ARGV[7]
 local SWEEP_FROM = 32
 
 local now = now_ms()
+local m = rare()
 local size = redis.call('HLEN', sessions_key)
 if size >= SWEEP_FROM and size >= tonumber(redis.call('HGET', sessions_key, 'sweep_at') or '0') then
-  local left = prune(sessions_key, now)
+  local left = #m.sweep(sessions_key, now) / 2
   redis.call('HSET', sessions_key, 'sweep_at', string.format('%d', math.max(SWEEP_FROM, 2 * left)))
 end
-local s = {flags = 0, keep = tonumber(keep_until_ms), created = now, last = 0, cur = jti,
-  retired = {}, ua = user_agent, ip = client_address}
-if session_end ~= '' then
-  s.end_s = tonumber(session_end)
-end
+local flags, end_s = 0, nil
 if browser_session == '1' then
-  s.flags = BROWSER
+  flags = 2
 end
-redis.call('HSET', sessions_key, sid, encode(s))
+if session_end ~= '' then
+  end_s = tonumber(session_end)
+end
+local record = m.record(flags, tonumber(keep_until_ms), jti, end_s, now, client_address, user_agent)
+if redis.call('HGET', user_key, 'active') ~= '1' then
+  -- The user was deactivated or deleted since the login checked it: the session is born ended
+  -- (refresh.lua relies on a live session's user being active).
+  record = revoked(flags, tonumber(keep_until_ms))
+end
+redis.call('HSET', sessions_key, sid, record)
 if size == 0 then
   redis.call('PEXPIREAT', sessions_key, keep_until_ms)
 else

@@ -25,7 +25,7 @@ redis.call('HSET', user_key, 'id', id, 'username', username, 'active', active)
 if existed and old[3] == '1' and active == '0' then
   local t = redis.call('TIME')
   redis.call('HSET', user_key, 'cut', t[1])
-  end_all(sessions_key, legacy_index_key, legacy_session_prefix,
+  rare().end_all(sessions_key, legacy_index_key, legacy_session_prefix,
     tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 end
 if existed then

@@ -11,21 +11,14 @@ local legacy_index_key = KEYS[2]
 local legacy_session_prefix = ARGV[1]
 
 local now = now_ms()
-local records, dead = {}, {}
-local all = redis.call('HGETALL', sessions_key)
-for i = 1, #all, 2 do
-  if is_record_field(all[i]) then
-    local _, flags, keep = struct.unpack('>BBI6', all[i + 1])
-    if keep <= now then
-      dead[#dead + 1] = all[i]
-    elseif not has(flags, REVOKED) then
-      records[#records + 1] = all[i]
-      records[#records + 1] = all[i + 1]
-    end
+local records = {}
+local live = rare().sweep(sessions_key, now)
+for i = 1, #live, 2 do
+  -- An ended session's record is its 8 bytes of flags and keep.
+  if #live[i + 1] > 8 then
+    records[#records + 1] = live[i]
+    records[#records + 1] = live[i + 1]
   end
-end
-for i = 1, #dead, 2000 do
-  redis.call('HDEL', sessions_key, unpack(dead, i, math.min(i + 1999, #dead)))
 end
 
 local legacy = {}

@@ -1,264 +1,226 @@
 -- Session records: the one Lua reading of the layout written down at the top of
 -- src/store/redis.rs (the Rust side reads it in `SessionRecord::decode`). Prepended to every
 -- script that touches sessions; it defines functions only and reads no KEYS or ARGV.
+-- Every function defined here is made again at each call of a script, and a refresh is the
+-- hot path: so few are defined up front, the rest on demand by `rare()`, and flags are tested
+-- with `%` rather than through calls.
 --
--- A record, all integers big-endian:
---   B format (1)  B flags  I6 keep (ms: when the record may go)
---   revoked records end here; a live one goes on:
---   I6 created (ms)  I6 last refreshed (ms, 0: never)  current jti
---   [pending jti, I5 its iat, I5 its exp]            when flags has PENDING
---   [I5 absolute end (s)]                            when flags has END
---   B n, then n retirements: jti, I6 retired at (ms), the newest last
---   B length of the client address, the address, and the user agent to the end.
--- A jti (or session id) is packed by the caller: 0x90 then 16 bytes for 32 lowercase hex
--- characters, else its length (1..64) then its text. The first byte says how long it is.
+-- A record, integers big-endian, each jti as its length (one byte) and its packed bytes:
+--   head, what a refresh rewrites:
+--     B format (1)  B flags  I6 keep (ms: when the record may go)
+--     a revoked record ends here (8 bytes); a live one goes on:
+--     I6 last refreshed (ms, 0: never)  current jti  pending jti (empty: none)
+--     I5 pending iat  I5 pending exp  B n  n retirements: I6 retired at (ms), jti
+--   tail, written when the session starts and copied as it is:
+--     I6 created (ms)  [I5 absolute end (s), when flags has END]
+--     the client address (B length, text)  the user agent (to the end)
+-- Flags: 1 revoked, 2 browser-session cookies, 8 END, 16 brought over from the previous layout.
+-- Ids come packed from the caller (16 bytes for 32 lowercase hex characters, any other id's text
+-- padded with NUL bytes to at least 17): a script compares and stores them, nothing more.
 
-local REVOKED, BROWSER, PENDING, HAS_END, LEGACY = 1, 2, 4, 8, 16
--- Six bytes of milliseconds reach the year 10889; tokens past 9999 are refused before this.
-local MAX_MS = 281474976710655
+-- The head of a live record: flags, keep, last, current, pending ('' for none), pending iat,
+-- pending exp, how many retirements and where they start, and where the tail starts.
+local function read_head(raw)
+  local _, flags, keep, last, cur, pend, pend_iat, pend_exp, n, pos =
+    struct.unpack('>BBI6I6Bc0Bc0I5I5B', raw)
+  local tail = pos
+  for _ = 1, n do
+    tail = tail + 7 + string.byte(raw, tail + 6)
+  end
+  return flags, keep, last, cur, pend, pend_iat, pend_exp, n, pos, tail
+end
 
-local function has(flags, flag)
-  return bit.band(flags, flag) ~= 0
+-- The retirements still within `interval` ms of `now`, as they are written (a string), and how
+-- many; past its interval, a retired token is as unknown to its session as one never issued
+-- (both are reuse), so its moment is forgotten.
+local function recent_retirements(raw, n, pos, now, interval)
+  if n == 0 then
+    return '', 0
+  end
+  local kept, count = {}, 0
+  for _ = 1, n do
+    local size = 7 + string.byte(raw, pos + 6)
+    if now < struct.unpack('>I6', raw, pos) + interval then
+      kept[#kept + 1] = string.sub(raw, pos, pos + size - 1)
+      count = count + 1
+    end
+    pos = pos + size
+  end
+  return table.concat(kept), count
+end
+
+-- When `jti` was retired (ms), if the record remembers it; nil otherwise.
+local function retired_at(raw, n, pos, jti)
+  for _ = 1, n do
+    local len = string.byte(raw, pos + 6)
+    if string.sub(raw, pos + 7, pos + 6 + len) == jti then
+      return struct.unpack('>I6', raw, pos)
+    end
+    pos = pos + 7 + len
+  end
+  return nil
+end
+
+-- `retirements` as `recent_retirements` gives them (a string, and how many).
+local function write_head(flags, keep, last, cur, pend, pend_iat, pend_exp, retirements, n)
+  return struct.pack('>BBI6I6Bc0Bc0I5I5B', 1, flags, keep, last, #cur, cur, #pend, pend,
+    pend_iat, pend_exp, n) .. retirements
+end
+
+-- A revoked record: what is left of an ended session, kept as long as the record was.
+local function revoked(flags, keep)
+  return struct.pack('>BBI6', 1, flags % 4 - flags % 2 + (flags % 32 >= 16 and 16 or 0) + 1, keep)
 end
 
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return t[1] * 1000 + math.floor(t[2] / 1000)
 end
 
--- When the entries of a token expiring at `exp` (s) may go, in ms.
-local function keep_ms(exp, leeway)
-  return math.min((tonumber(exp) + tonumber(leeway)) * 1000, MAX_MS)
-end
+-- What only some calls need: whole records, the previous layout, sweeps, first expiries.
+local function rare()
+  local M = {}
 
--- Record fields start with a packed id's first byte; anything else (a letter) is bookkeeping.
-local function is_record_field(field)
-  local b = string.byte(field, 1)
-  return b ~= nil and (b <= 64 or b == 144)
-end
+  -- Six bytes of milliseconds reach the year 10889; tokens past 9999 are refused before this.
+  M.MAX_MS = 281474976710655
 
-local function read_id(raw, pos)
-  local n = string.byte(raw, pos) % 128
-  return string.sub(raw, pos, pos + n), pos + n + 1
-end
+  function M.tail(created, end_s, ip, ua)
+    local ends = ''
+    if end_s then
+      ends = struct.pack('>I5', end_s)
+    end
+    return struct.pack('>I6', created) .. ends .. struct.pack('>Bc0', #ip, ip) .. ua
+  end
 
--- The record, or nil when there is none (or it has outlived its keep: it is gone, whatever
--- Redis has not swept yet).
-local function decode(raw, now)
-  if not raw then
-    return nil
+  -- A new live record.
+  function M.record(flags, keep, cur, end_s, created, ip, ua)
+    if end_s then
+      flags = flags + 8
+    end
+    return write_head(flags, keep, 0, cur, '', 0, 0, '', 0) .. M.tail(created, end_s, ip, ua)
   end
-  local _, flags, keep, pos = struct.unpack('>BBI6', raw)
-  if keep <= now then
-    return nil
-  end
-  local r = {flags = flags, keep = keep, retired = {}}
-  if has(flags, REVOKED) then
-    return r
-  end
-  r.created, r.last, pos = struct.unpack('>I6I6', raw, pos)
-  r.cur, pos = read_id(raw, pos)
-  if has(flags, PENDING) then
-    r.pend, pos = read_id(raw, pos)
-    r.pend_iat, r.pend_exp, pos = struct.unpack('>I5I5', raw, pos)
-  end
-  if has(flags, HAS_END) then
-    r.end_s, pos = struct.unpack('>I5', raw, pos)
-  end
-  local n
-  n, pos = struct.unpack('>B', raw, pos)
-  for i = 1, n do
-    local jti, at
-    jti, pos = read_id(raw, pos)
-    at, pos = struct.unpack('>I6', raw, pos)
-    r.retired[i] = {jti, at}
-  end
-  local ip_len
-  ip_len, pos = struct.unpack('>B', raw, pos)
-  r.ip = string.sub(raw, pos, pos + ip_len - 1)
-  r.ua = string.sub(raw, pos + ip_len)
-  return r
-end
 
-local function encode(r)
-  local flags = bit.band(r.flags, REVOKED + BROWSER + LEGACY)
-  if has(flags, REVOKED) then
-    return struct.pack('>BBI6', 1, flags, r.keep)
+  -- Record fields are packed session ids (16 bytes or more); shorter ones are bookkeeping.
+  function M.is_record_field(field)
+    return #field >= 16
   end
-  if r.pend then
-    flags = flags + PENDING
-  end
-  if r.end_s then
-    flags = flags + HAS_END
-  end
-  local parts = {struct.pack('>BBI6I6I6', 1, flags, r.keep, r.created, r.last), r.cur}
-  if r.pend then
-    parts[#parts + 1] = r.pend
-    parts[#parts + 1] = struct.pack('>I5I5', r.pend_iat, r.pend_exp)
-  end
-  if r.end_s then
-    parts[#parts + 1] = struct.pack('>I5', r.end_s)
-  end
-  local first = math.max(1, #r.retired - 254)
-  parts[#parts + 1] = struct.pack('>B', #r.retired - first + 1)
-  for i = first, #r.retired do
-    parts[#parts + 1] = r.retired[i][1]
-    parts[#parts + 1] = struct.pack('>I6', r.retired[i][2])
-  end
-  parts[#parts + 1] = struct.pack('>B', #r.ip)
-  parts[#parts + 1] = r.ip
-  parts[#parts + 1] = r.ua
-  return table.concat(parts)
-end
 
--- Ends a session: what is left is the mark, kept as long as the record was.
-local function revoke_record(r)
-  r.flags = bit.bor(r.flags, REVOKED)
-end
-
--- Keeps the user's sessions hash until `keep` (ms) at least. GT (Redis 7) moves an expiry only
--- forward; a hash that was just made has none yet, and GT never sets a first one.
-local function keep_hash_until(sessions_key, keep)
-  local at = string.format('%d', keep)
-  if redis.call('PEXPIREAT', sessions_key, at, 'GT') == 0
-      and redis.call('PTTL', sessions_key) == -1 then
-    redis.call('PEXPIREAT', sessions_key, at)
-  end
-end
-
--- When `jti` was retired (ms), as far as the record remembers (a retirement is remembered while
--- its reuse interval runs); false otherwise. A record brought over from the previous layout may
--- have its retirements in that layout's blacklist keys.
-local function retired_at(r, jti, legacy_bl_key)
-  for _, e in ipairs(r.retired) do
-    if e[1] == jti then
-      return e[2]
+  -- Keeps the user's sessions hash until `keep` (ms) at least. GT (Redis 7) moves an expiry
+  -- only forward; a hash that was just made has none yet, and GT never sets a first one.
+  function M.keep_hash_until(sessions_key, keep)
+    local at = string.format('%d', keep)
+    if redis.call('PEXPIREAT', sessions_key, at, 'GT') == 0
+        and redis.call('PTTL', sessions_key) == -1 then
+      redis.call('PEXPIREAT', sessions_key, at)
     end
   end
-  if has(r.flags, LEGACY) then
-    local at = redis.call('GET', legacy_bl_key)
-    if at then
-      return tonumber(at)
-    end
-  end
-  return false
-end
 
--- Forgets retirements whose reuse interval is over: past it, a retired token is as unknown to
--- its session as one never issued (both are reuse).
-local function forget_old_retirements(r, now, interval)
-  local kept = {}
-  for _, e in ipairs(r.retired) do
-    if now < e[2] + interval then
-      kept[#kept + 1] = e
+  -- A jti or session id of the previous layout (text), packed as the Rust side packs it.
+  function M.pack_id(text)
+    if #text == 32 and not string.find(text, '[^0-9a-f]') then
+      return (string.gsub(text, '..', function(h)
+        return string.char(tonumber(h, 16))
+      end))
     end
+    if #text < 17 then
+      return text .. string.rep('\0', 17 - #text)
+    end
+    return text
   end
-  r.retired = kept
-end
 
--- A jti or session id of the previous layout (text), packed as the Rust side packs it.
-local function pack_id(text)
-  if #text == 32 and not string.find(text, '[^0-9a-f]') then
-    return string.char(144) .. (string.gsub(text, '..', function(h)
-      return string.char(tonumber(h, 16))
-    end))
-  end
-  return string.char(#text) .. text
-end
-
--- A session written by the previous layout (a hash of its own, blacklist entries as keys of
--- their own) moves into the user's sessions hash at its first use; its blacklist entries stay
--- where they are and expire by themselves. Returns the record, or nil when there is none.
-local function bring_over(sessions_key, sid, legacy_session_key, now)
-  local s = redis.call('HMGET', legacy_session_key, 'cur', 'rev', 'end', 'created', 'last',
-    'pend', 'pi', 'pe', 'br', 'ua', 'ip')
-  if not s[1] then
-    return nil
-  end
-  local keep = redis.call('PEXPIRETIME', legacy_session_key)
-  if keep <= 0 then
-    -- Every record of that layout had an expiry; should one not, it goes with its pending token.
-    keep = math.max((tonumber(s[8]) or 0) * 1000, now + 1)
-  end
-  local r = {flags = LEGACY, keep = keep, retired = {}}
-  if s[2] == '1' then
-    r.flags = r.flags + REVOKED
-  else
-    r.created = tonumber(s[4] or '0')
-    r.last = tonumber(s[5] or '0')
-    r.cur = pack_id(s[1])
-    if s[6] then
-      r.pend, r.pend_iat, r.pend_exp = pack_id(s[6]), tonumber(s[7]), tonumber(s[8])
+  -- A session written by the previous layout (a hash of its own, blacklist entries as keys of
+  -- their own) moves into the user's sessions hash at its first use; its blacklist entries
+  -- stay where they are, expire by themselves, and are still read for it (flag 16). Returns the
+  -- record, or nil when there is none.
+  function M.bring_over(sessions_key, sid, legacy_session_key, now)
+    local s = redis.call('HMGET', legacy_session_key, 'cur', 'rev', 'end', 'created', 'last',
+      'pend', 'pi', 'pe', 'br', 'ua', 'ip')
+    if not s[1] then
+      return nil
     end
-    if s[3] and s[3] ~= '' then
-      r.end_s = tonumber(s[3])
+    local keep = redis.call('PEXPIRETIME', legacy_session_key)
+    if keep <= 0 then
+      -- Every record of that layout had an expiry; should one not, it goes with its pending
+      -- token.
+      keep = math.max((tonumber(s[8]) or 0) * 1000, now + 1)
     end
+    keep = math.min(keep, M.MAX_MS)
+    local flags = 16
     if s[9] == '1' then
-      r.flags = r.flags + BROWSER
+      flags = flags + 2
     end
-    r.ua, r.ip = s[10] or '', s[11] or ''
+    local raw
+    if s[2] == '1' then
+      raw = revoked(flags, keep)
+    else
+      local end_s = nil
+      if s[3] and s[3] ~= '' then
+        end_s = tonumber(s[3])
+        flags = flags + 8
+      end
+      local pend, pend_iat, pend_exp = '', 0, 0
+      if s[6] then
+        pend, pend_iat, pend_exp = M.pack_id(s[6]), tonumber(s[7]), tonumber(s[8])
+      end
+      raw = write_head(flags, keep, tonumber(s[5] or '0'), M.pack_id(s[1]), pend, pend_iat,
+        pend_exp, '', 0) .. M.tail(tonumber(s[4] or '0'), end_s, s[11] or '', s[10] or '')
+    end
+    redis.call('HSET', sessions_key, sid, raw)
+    M.keep_hash_until(sessions_key, keep)
+    redis.call('DEL', legacy_session_key)
+    return raw
   end
-  redis.call('HSET', sessions_key, sid, encode(r))
-  keep_hash_until(sessions_key, keep)
-  redis.call('DEL', legacy_session_key)
-  return r
-end
 
--- Ends every session of a user: those in the sessions hash, and any the previous layout still
--- holds (its index and records). Records past their keep are dropped on the way. Returns how
--- many live sessions were ended.
-local function end_all(sessions_key, legacy_index_key, legacy_session_prefix, now)
-  local ended = 0
-  local all = redis.call('HGETALL', sessions_key)
-  local writes, dead = {}, {}
-  for i = 1, #all, 2 do
-    if is_record_field(all[i]) then
-      local _, flags, keep = struct.unpack('>BBI6', all[i + 1])
-      if keep <= now then
-        dead[#dead + 1] = all[i]
-      elseif not has(flags, REVOKED) then
-        writes[#writes + 1] = all[i]
-        writes[#writes + 1] = struct.pack('>BBI6', 1, bit.band(flags, BROWSER + LEGACY) + REVOKED,
-          keep)
+  -- Every record of a user that has not outlived its keep, after dropping those that have.
+  -- Returns a flat list: field, record, field, record...
+  function M.sweep(sessions_key, now)
+    local all = redis.call('HGETALL', sessions_key)
+    local live, dead = {}, {}
+    for i = 1, #all, 2 do
+      if M.is_record_field(all[i]) then
+        local _, _, keep = struct.unpack('>BBI6', all[i + 1])
+        if keep <= now then
+          dead[#dead + 1] = all[i]
+        else
+          live[#live + 1] = all[i]
+          live[#live + 1] = all[i + 1]
+        end
+      end
+    end
+    -- In slices: Lua's unpack has a limit on how many values it spreads.
+    for i = 1, #dead, 2000 do
+      redis.call('HDEL', sessions_key, unpack(dead, i, math.min(i + 1999, #dead)))
+    end
+    return live
+  end
+
+  -- Ends every session of a user: those in the sessions hash, and any the previous layout
+  -- still holds (its index and records). Returns how many live sessions were ended.
+  function M.end_all(sessions_key, legacy_index_key, legacy_session_prefix, now)
+    local live = M.sweep(sessions_key, now)
+    local writes = {}
+    for i = 1, #live, 2 do
+      local _, flags, keep = struct.unpack('>BBI6', live[i + 1])
+      if flags % 2 == 0 then
+        writes[#writes + 1] = live[i]
+        writes[#writes + 1] = revoked(flags, keep)
+      end
+    end
+    for i = 1, #writes, 2000 do
+      redis.call('HSET', sessions_key, unpack(writes, i, math.min(i + 1999, #writes)))
+    end
+    local ended = #writes / 2
+    for _, sid in ipairs(redis.call('ZRANGE', legacy_index_key, 0, -1)) do
+      local key = legacy_session_prefix .. sid
+      if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'rev') ~= '1' then
+        redis.call('HSET', key, 'rev', '1')
+        redis.call('HDEL', key, 'pend', 'pi', 'pe')
         ended = ended + 1
       end
     end
+    redis.call('DEL', legacy_index_key)
+    return ended
   end
-  -- In slices: Lua's unpack has a limit on how many values it spreads.
-  for i = 1, #writes, 2000 do
-    redis.call('HSET', sessions_key, unpack(writes, i, math.min(i + 1999, #writes)))
-  end
-  for i = 1, #dead, 2000 do
-    redis.call('HDEL', sessions_key, unpack(dead, i, math.min(i + 1999, #dead)))
-  end
-  for _, sid in ipairs(redis.call('ZRANGE', legacy_index_key, 0, -1)) do
-    local key = legacy_session_prefix .. sid
-    if redis.call('EXISTS', key) == 1 and redis.call('HGET', key, 'rev') ~= '1' then
-      redis.call('HSET', key, 'rev', '1')
-      redis.call('HDEL', key, 'pend', 'pi', 'pe')
-      ended = ended + 1
-    end
-  end
-  redis.call('DEL', legacy_index_key)
-  return ended
-end
 
--- Drops the records past their keep; returns how many records are left.
-local function prune(sessions_key, now)
-  local all = redis.call('HGETALL', sessions_key)
-  local dead, left = {}, 0
-  for i = 1, #all, 2 do
-    if is_record_field(all[i]) then
-      local _, _, keep = struct.unpack('>BBI6', all[i + 1])
-      if keep <= now then
-        dead[#dead + 1] = all[i]
-      else
-        left = left + 1
-      end
-    end
-  end
-  for i = 1, #dead, 2000 do
-    redis.call('HDEL', sessions_key, unpack(dead, i, math.min(i + 1999, #dead)))
-  end
-  return left
+  return M
 end

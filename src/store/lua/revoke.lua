@@ -22,35 +22,42 @@ local reuse_interval_ms = ARGV[8]
 local legacy_session_prefix = ARGV[9]
 
 local now = now_ms()
-local keep = keep_ms(jti_exp, leeway)
+local keep = math.min((jti_exp + leeway) * 1000, 281474976710655)
 
-local s = decode(redis.call('HGET', sessions_key, sid), now)
-  or bring_over(sessions_key, sid, legacy_session_key, now)
-local open = s ~= nil and not has(s.flags, REVOKED)
-local at = false
-if jti ~= '' and open then
-  at = retired_at(s, jti, legacy_bl_key)
-elseif jti ~= '' and not s then
-  -- Logged out while the previous layout was in use.
-  at = redis.call('GET', legacy_bl_key) or false
+local raw = redis.call('HGET', sessions_key, sid)
+if raw and struct.unpack('>I6', raw, 3) <= now then
+  raw = nil
 end
-
+if not raw then
+  raw = rare().bring_over(sessions_key, sid, legacy_session_key, now)
+end
+local open = raw ~= nil and #raw > 8
+local at
 local live
 if jti == '' then
   live = open
-elseif s then
-  live = open and (jti == s.cur or jti == s.pend or blacklist ~= '1'
-    or (at and now < tonumber(at) + tonumber(reuse_interval_ms)))
+elseif open then
+  local flags, _, _, cur, pend, _, _, n, retired = read_head(raw)
+  at = retired_at(raw, n, retired, jti)
+  if not at and flags % 32 >= 16 then
+    at = tonumber(redis.call('GET', legacy_bl_key))
+  end
+  live = jti == cur or jti == pend or blacklist ~= '1'
+    or (at and now < at + tonumber(reuse_interval_ms))
+elseif raw then
+  live = false
 else
-  live = foreign == '1' and not at and keep > now
+  -- A token minted elsewhere that never started a session: live unless it was logged out while
+  -- the previous layout was in use.
+  live = foreign == '1' and keep > now and redis.call('EXISTS', legacy_bl_key) == 0
 end
 
 local outcome = 'nothing'
 if all == '1' then
   if live then
     outcome = 'revoked'
-    end_all(sessions_key, legacy_index_key, legacy_session_prefix, now)
-    s = decode(redis.call('HGET', sessions_key, sid), now)
+    rare().end_all(sessions_key, legacy_index_key, legacy_session_prefix, now)
+    raw = redis.call('HGET', sessions_key, sid)
   elseif open then
     outcome = 'reuse'
   end
@@ -58,13 +65,13 @@ elseif live then
   outcome = 'revoked'
 end
 
-if s then
-  if not has(s.flags, REVOKED) then
-    revoke_record(s)
-    redis.call('HSET', sessions_key, sid, encode(s))
+if raw then
+  if #raw > 8 then
+    local _, flags, record_keep = struct.unpack('>BBI6', raw)
+    redis.call('HSET', sessions_key, sid, revoked(flags, record_keep))
   end
 elseif foreign == '1' and jti ~= '' and keep > now then
-  redis.call('HSET', sessions_key, sid, encode({flags = REVOKED, keep = keep}))
-  keep_hash_until(sessions_key, keep)
+  redis.call('HSET', sessions_key, sid, revoked(0, keep))
+  rare().keep_hash_until(sessions_key, keep)
 end
 return outcome

@@ -30,4 +30,4 @@ if change ~= '' then
     return redis.error_reply('unknown change ' .. change)
   end
 end
-return end_all(sessions_key, legacy_index_key, legacy_session_prefix, now_ms())
+return rare().end_all(sessions_key, legacy_index_key, legacy_session_prefix, now_ms())
