@@ -112,7 +112,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let metrics = Arc::new(Metrics::new(settings.metrics, http::routes::ROUTE_NAMES));
+        let metrics = Arc::new(Metrics::new(settings.metrics, &http::routes::names()));
         let store = open_store(&settings, Some(metrics.clone())).await?;
         Self::build_with_store(settings, store, metrics).await
     }
@@ -154,7 +154,7 @@ impl Application {
                     App::new()
                         .app_data(state.clone())
                         .configure(http::routes::configure_private)
-                        .default_service(web::to(http::routes::not_found))
+                        .default_service(web::to(http::router::not_found))
                 })
                 .listen(listener)
                 .map_err(|source| StartupError::Bind {
@@ -236,7 +236,7 @@ impl Application {
                     }
                 })
                 .configure(|cfg| http::routes::configure(cfg, &prefixes, public_metrics))
-                .default_service(web::to(http::routes::not_found))
+                .default_service(web::to(http::router::not_found))
         })
         .on_connect(move |_, extensions| {
             extensions.insert(connections.connection_opened());
