@@ -8,6 +8,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 use serde_json::Value;
+use time::Duration;
 use utoipa::ToSchema;
 
 use super::body::{credentials, json_flag, json_object, json_string_field, read_body};
@@ -223,7 +224,11 @@ fn set_cookies(
 
 /// Both cookies of a pair: persistent (`Max-Age`) unless the session is a browser-session one.
 fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
-    let age = |max_age: u64| tokens.persistent.then_some(max_age);
+    let age = |secs: u64| {
+        tokens
+            .persistent
+            .then(|| Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)))
+    };
     [
         state
             .cookies

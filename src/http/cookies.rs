@@ -9,7 +9,7 @@ use std::fmt::Write;
 use actix_web::HttpRequest;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::BytesMut;
-use cookie::{Cookie, SameSite};
+use cookie::{Cookie, CookieBuilder, SameSite};
 use time::Duration;
 
 use super::extract::normalize_token;
@@ -17,27 +17,33 @@ use crate::config::{self, Settings};
 
 #[derive(Clone, Debug)]
 pub struct CookieJar {
-    access_name: String,
-    refresh_name: String,
+    access: Layout,
+    refresh: Layout,
     refresh_path: String,
-    domain: Option<String>,
-    secure: bool,
-    same_site: SameSite,
 }
 
 impl CookieJar {
     pub fn new(settings: &Settings) -> Self {
+        let same_site = match settings.cookie_samesite {
+            config::SameSite::Lax => SameSite::Lax,
+            config::SameSite::Strict => SameSite::Strict,
+            config::SameSite::None => SameSite::None,
+        };
+        let layout = |name: &str, path: &str| {
+            let cookie = Cookie::build((name.to_owned(), ""))
+                .http_only(true)
+                .path(path.to_owned())
+                .same_site(same_site)
+                .secure(settings.cookie_secure);
+            Layout::new(match &settings.cookie_domain {
+                Some(domain) => cookie.domain(domain.clone()),
+                None => cookie,
+            })
+        };
         Self {
-            access_name: settings.access_cookie_name.clone(),
-            refresh_name: settings.refresh_cookie_name.clone(),
+            access: layout(&settings.access_cookie_name, "/"),
+            refresh: layout(&settings.refresh_cookie_name, &settings.refresh_cookie_path),
             refresh_path: settings.refresh_cookie_path.clone(),
-            domain: settings.cookie_domain.clone(),
-            secure: settings.cookie_secure,
-            same_site: match settings.cookie_samesite {
-                config::SameSite::Lax => SameSite::Lax,
-                config::SameSite::Strict => SameSite::Strict,
-                config::SameSite::None => SameSite::None,
-            },
         }
     }
 
@@ -48,98 +54,120 @@ impl CookieJar {
 
     /// The access token of the access cookie, if the request has one.
     pub fn access_token(&self, req: &HttpRequest) -> Option<String> {
-        cookie_token(req, &self.access_name)
+        cookie_token(req, &self.access.name)
     }
 
     /// The refresh token of the refresh cookie, if the request has one.
     pub fn refresh_token(&self, req: &HttpRequest) -> Option<String> {
-        cookie_token(req, &self.refresh_name)
+        cookie_token(req, &self.refresh.name)
     }
 
-    pub fn access(&self, token: &str, max_age: Option<u64>) -> HeaderValue {
-        set_cookie(&self.cookie(&self.access_name, token, "/", max_age))
+    /// The access cookie. Without `max_age`, a browser-session cookie: no Max-Age, no Expires.
+    pub fn access(&self, token: &str, max_age: Option<Duration>) -> HeaderValue {
+        self.access.set_cookie(token, max_age)
     }
 
-    pub fn refresh(&self, token: &str, max_age: Option<u64>) -> HeaderValue {
-        set_cookie(&self.cookie(&self.refresh_name, token, &self.refresh_path, max_age))
+    /// The refresh cookie, likewise.
+    pub fn refresh(&self, token: &str, max_age: Option<Duration>) -> HeaderValue {
+        self.refresh.set_cookie(token, max_age)
     }
 
     /// Both cookies with `Max-Age=0` and the attributes they were set with.
     pub fn expire_both(&self) -> [HeaderValue; 2] {
-        [self.access("", Some(0)), self.refresh("", Some(0))]
-    }
-
-    /// One of our cookies, borrowing every string (nothing is allocated). Without `max_age`, a
-    /// browser-session cookie: no Max-Age, no Expires.
-    fn cookie<'a>(
-        &'a self,
-        name: &'a str,
-        value: &'a str,
-        path: &'a str,
-        max_age: Option<u64>,
-    ) -> Cookie<'a> {
-        let mut cookie = Cookie::build((name, value))
-            .http_only(true)
-            .path(path)
-            .same_site(self.same_site)
-            .secure(self.secure);
-        if let Some(domain) = &self.domain {
-            cookie = cookie.domain(domain.as_str());
-        }
-        if let Some(secs) = max_age {
-            cookie = cookie.max_age(Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
-        }
-        cookie.build()
+        [
+            self.access("", Some(Duration::ZERO)),
+            self.refresh("", Some(Duration::ZERO)),
+        ]
     }
 }
 
-/// The Set-Cookie value of `cookie`, written in the contract's order (SPEC 1, and what clients
-/// and tests compare): `name=value; HttpOnly; Path=..; Max-Age=..; SameSite=..[; Secure][; Domain=..]`.
-/// The crate's own `Display` puts SameSite and Secure before Path, so the attributes are written
-/// here, from the crate's accessors, into one buffer that becomes the header without a copy.
-fn set_cookie(cookie: &Cookie<'_>) -> HeaderValue {
-    let (name, value) = (cookie.name(), cookie.value());
-    let path = cookie.path().unwrap_or("");
-    let domain = cookie.domain().unwrap_or("");
-    let mut out =
-        BytesMut::with_capacity(name.len() + value.len() + path.len() + domain.len() + 80);
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"=");
-    out.extend_from_slice(value.as_bytes());
-    if cookie.http_only() == Some(true) {
-        out.extend_from_slice(b"; HttpOnly");
+/// One cookie's name and constant attributes, rendered by the `cookie` crate once at start.
+///
+/// The contract writes the attributes in its own order (SPEC 1, and what clients and tests
+/// compare): `name=value; HttpOnly; Path=..; Max-Age=..; SameSite=..[; Secure][; Domain=..]`. The
+/// crate's `Display` puts SameSite and Secure before Path, and Max-Age last, so it renders the
+/// two runs on either side of Max-Age separately, and each Set-Cookie is then one buffer of four
+/// pieces that becomes the header without a copy.
+#[derive(Clone, Debug)]
+struct Layout {
+    name: String,
+    /// `; HttpOnly; Path=..`
+    before_max_age: String,
+    /// `; SameSite=..[; Secure][; Domain=..]`
+    after_max_age: String,
+}
+
+impl Layout {
+    fn new(cookie: CookieBuilder<'static>) -> Self {
+        let cookie = cookie.build();
+        let name = cookie.name().to_owned();
+        // The crate's rendering of a cookie with only these attributes, less its `name=`.
+        let attributes = |only: CookieBuilder<'_>| {
+            let text = only.build().to_string();
+            text[name.len() + 1..].to_owned()
+        };
+        let mut before = Cookie::build((name.as_str(), ""));
+        if let Some(http_only) = cookie.http_only() {
+            before = before.http_only(http_only);
+        }
+        if let Some(path) = cookie.path() {
+            before = before.path(path);
+        }
+        let mut after = Cookie::build((name.as_str(), ""));
+        if let Some(same_site) = cookie.same_site() {
+            after = after.same_site(same_site);
+        }
+        if let Some(secure) = cookie.secure() {
+            after = after.secure(secure);
+        }
+        if let Some(domain) = cookie.domain() {
+            after = after.domain(domain);
+        }
+        Self {
+            before_max_age: attributes(before),
+            after_max_age: attributes(after),
+            name,
+        }
     }
-    if cookie.path().is_some() {
-        out.extend_from_slice(b"; Path=");
-        out.extend_from_slice(path.as_bytes());
+
+    fn set_cookie(&self, value: &str, max_age: Option<Duration>) -> HeaderValue {
+        let mut out = BytesMut::with_capacity(
+            self.name.len()
+                + 1
+                + value.len()
+                + self.before_max_age.len()
+                + "; Max-Age=".len()
+                + 20
+                + self.after_max_age.len(),
+        );
+        out.extend_from_slice(self.name.as_bytes());
+        out.extend_from_slice(b"=");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(self.before_max_age.as_bytes());
+        if let Some(max_age) = max_age {
+            let _ = write!(out, "; Max-Age={}", max_age.whole_seconds());
+        }
+        out.extend_from_slice(self.after_max_age.as_bytes());
+        // Names, paths and domains are validated at start and tokens are base64url text, so
+        // this cannot fail; an empty value (an expiring cookie) is safe in any case.
+        HeaderValue::from_maybe_shared(out.freeze())
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
     }
-    if let Some(max_age) = cookie.max_age() {
-        let _ = write!(out, "; Max-Age={}", max_age.whole_seconds());
-    }
-    if let Some(same_site) = cookie.same_site() {
-        let _ = write!(out, "; SameSite={same_site}");
-    }
-    if cookie.secure() == Some(true) {
-        out.extend_from_slice(b"; Secure");
-    }
-    if cookie.domain().is_some() {
-        out.extend_from_slice(b"; Domain=");
-        out.extend_from_slice(domain.as_bytes());
-    }
-    // Names, paths and domains are validated at start and tokens are base64url text, so this
-    // cannot fail; an empty value (an expiring cookie) is safe in any case.
-    HeaderValue::from_maybe_shared(out.freeze())
-        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
 /// The first non-empty (after normalisation) cookie of that name, across every Cookie header.
-/// Pairs that are not `name=value` are skipped, as are values that are not UTF-8.
+/// Pairs that are not `name=value` are skipped, as are headers that are not UTF-8.
+///
+/// The header is split at `;` here and only a pair that starts with the name goes to the crate's
+/// parser: `Cookie::split_parse` would make a full `Cookie` of every pair in the header (other
+/// sites' cookies, the other token), which costs the refresh route about three times as much.
 fn cookie_token(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
+        .flat_map(|h| h.split(';'))
+        .filter(|pair| pair.trim_start().starts_with(name))
+        .filter_map(|pair| Cookie::parse(pair).ok())
         .filter(|cookie| cookie.name() == name)
         .find_map(|cookie| normalize_token(cookie.value()))
 }
@@ -162,11 +190,11 @@ mod tests {
     fn defaults_match_the_contract() {
         let j = jar(&[]);
         assert_eq!(
-            j.access("abc", Some(900)),
+            j.access("abc", Some(Duration::seconds(900))),
             "access_token=abc; HttpOnly; Path=/; Max-Age=900; SameSite=Lax"
         );
         assert_eq!(
-            j.refresh("def", Some(2592000)),
+            j.refresh("def", Some(Duration::days(30))),
             "refresh_token=def; HttpOnly; Path=/; Max-Age=2592000; SameSite=Lax"
         );
         assert_eq!(
@@ -192,6 +220,31 @@ mod tests {
             r,
             "refresh_token=; HttpOnly; Path=/api/auth/; Max-Age=0; SameSite=Strict; Secure; Domain=example.com"
         );
+    }
+
+    /// What the crate reads back from each Set-Cookie is what was configured.
+    #[test]
+    fn the_crate_reads_back_every_attribute() {
+        let j = jar(&[
+            ("REFRESH_COOKIE_NAME", "__Secure-rt"),
+            ("REFRESH_COOKIE_PATH", "/api/auth/"),
+            ("COOKIE_DOMAIN", "example.com"),
+            ("COOKIE_SAMESITE", "None"),
+            ("COOKIE_SECURE", "true"),
+        ]);
+        let header = j.refresh("tok", Some(Duration::seconds(60)));
+        let c = Cookie::parse(header.to_str().unwrap()).unwrap();
+        assert_eq!((c.name(), c.value()), ("__Secure-rt", "tok"));
+        assert_eq!(c.http_only(), Some(true));
+        assert_eq!(c.path(), Some("/api/auth/"));
+        assert_eq!(c.max_age(), Some(Duration::seconds(60)));
+        assert_eq!(c.same_site(), Some(SameSite::None));
+        assert_eq!(c.secure(), Some(true));
+        assert_eq!(c.domain(), Some("example.com"));
+        assert_eq!(c.expires(), None);
+        let header = j.access("tok", None);
+        let session = Cookie::parse(header.to_str().unwrap()).unwrap();
+        assert_eq!((session.max_age(), session.expires()), (None, None));
     }
 
     #[test]
