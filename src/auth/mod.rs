@@ -1,6 +1,6 @@
 //! The flows: login, refresh (rotation, reuse interval, reuse detection), logout and access-token
 //! authentication. Both HTTP skins call these; nothing here knows about HTTP. Depends on
-//! `tokens`, `store` and `domain`.
+//! `tokens`, `store`, `domain` and `config` only.
 
 pub mod import;
 pub mod passwords;

@@ -1,5 +1,6 @@
 //! Signing and verifying JWTs in djangorestframework-simplejwt's claim layout. Knows the
-//! algorithm, the keys and the claims; nothing about HTTP, cookies or the store.
+//! algorithm, the keys and the claims; nothing about HTTP, cookies or the store. Depends on
+//! `config` and `domain` only.
 
 pub mod keys;
 
