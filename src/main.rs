@@ -143,12 +143,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.log_json);
+    init_logging(settings.server.log_json);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::User(cmd) => user(settings, cmd).await,
         Command::CheckConfig => unreachable!("handled before the settings are checked"),
-        Command::Healthcheck => healthcheck(&settings.bind_addr),
+        Command::Healthcheck => healthcheck(&settings.server.bind_addr),
         Command::Keys(_) => unreachable!("handled before the settings are read"),
     };
     match result {
@@ -167,7 +167,7 @@ fn check_config() -> ExitCode {
     for (name, value) in settings.describe() {
         println!("{name}={value}");
     }
-    if let Err(e) = refreshd::tokens::TokenCodec::new(&settings) {
+    if let Err(e) = refreshd::tokens::TokenCodec::new(&settings.tokens) {
         problems.push(e.to_string());
     }
     if problems.is_empty() {
@@ -216,8 +216,9 @@ fn generate_key(alg: &str, out: Option<&std::path::Path>) -> Result<(), String> 
 
 /// Logs to standard error: plain lines, or with LOG_FORMAT=json one JSON object per line.
 fn init_logging(json: bool) {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(refreshd::config::default_of("RUST_LOG")),
+    );
     if json {
         builder.format(|buf, record| {
             use std::io::Write;
@@ -281,6 +282,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
         }
     };
     let host = settings
+        .server
         .bind_addr
         .rsplit_once(':')
         .map_or("127.0.0.1", |(h, _)| h);
@@ -295,10 +297,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
 }
 
 async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
-    if settings.redis_url.is_none()
-        && settings.redis_cluster_nodes.is_empty()
-        && settings.redis_sentinels.is_empty()
-    {
+    if settings.store.is_in_process() {
         return Err("user commands need REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store lives inside a running server and cannot be changed from outside".into());
     }
     // Read before connecting: a file that cannot be read at all changes nothing.
@@ -306,7 +305,7 @@ async fn user(settings: Settings, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Import { django } => Some(read_import(django)?),
         _ => None,
     };
-    let store = open_store(&settings, None)
+    let store = open_store(&settings.store, None)
         .await
         .map_err(|e| e.to_string())?;
     let username = |raw: &str| {

@@ -8,20 +8,17 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 use ipnet::IpNet;
 
-use crate::config::canonical_origin as canonical;
+use crate::config::{BrowserSettings, canonical_origin as canonical};
 
-/// What the check needs to know about the server.
-#[derive(Clone, Debug)]
-pub struct CsrfPolicy {
-    /// PUBLIC_ORIGIN; without it, the request's own scheme and Host.
-    pub public_origin: Option<String>,
-    pub allowed: Vec<String>,
-    /// Only these peers' Forwarded / X-Forwarded-* headers may name the server's own origin.
-    pub trusted_proxies: Vec<IpNet>,
+/// The check, read from the browser settings: PUBLIC_ORIGIN (without it, the request's own
+/// scheme and Host), CORS_ALLOWED_ORIGINS, and TRUSTED_PROXIES (only they may name the server's
+/// own origin through Forwarded / X-Forwarded-* headers).
+pub trait CsrfPolicy {
+    fn allows(&self, req: &HttpRequest) -> bool;
 }
 
-impl CsrfPolicy {
-    pub fn allows(&self, req: &HttpRequest) -> bool {
+impl CsrfPolicy for BrowserSettings {
+    fn allows(&self, req: &HttpRequest) -> bool {
         let headers = req.headers();
         let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
         let claimed = match (get(header::ORIGIN), get(header::REFERER)) {
@@ -40,36 +37,34 @@ impl CsrfPolicy {
         let claimed = canonical(&claimed);
         let own = match &self.public_origin {
             Some(o) => canonical(o),
-            None => canonical(&self.request_origin(req)),
+            None => canonical(&request_origin(&self.trusted_proxies, req)),
         };
-        claimed == own || self.allowed.iter().any(|a| canonical(a) == claimed)
+        claimed == own || self.allowed_origins.iter().any(|a| canonical(a) == claimed)
     }
 }
 
-impl CsrfPolicy {
-    /// The origin the request was addressed to: its Host and scheme, or what a trusted proxy
-    /// says they were. Forwarding headers from anyone else are ignored.
-    fn request_origin(&self, req: &HttpRequest) -> String {
-        let from_proxy = req
-            .peer_addr()
-            .is_some_and(|p| self.trusted_proxies.iter().any(|net| net.contains(&p.ip())));
-        if from_proxy {
-            let info = req.connection_info();
-            return format!("{}://{}", info.scheme(), info.host());
-        }
-        let scheme = if req.app_config().secure() {
-            "https"
-        } else {
-            "http"
-        };
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or("");
-        format!("{scheme}://{host}")
+/// The origin the request was addressed to: its Host and scheme, or what a trusted proxy says
+/// they were. Forwarding headers from anyone else are ignored.
+fn request_origin(trusted_proxies: &[IpNet], req: &HttpRequest) -> String {
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|p| trusted_proxies.iter().any(|net| net.contains(&p.ip())));
+    if from_proxy {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
     }
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    format!("{scheme}://{host}")
 }
 
 /// `scheme://host[:port]` of a URL, or `None` when it has no such part.
@@ -85,10 +80,10 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    fn policy() -> CsrfPolicy {
-        CsrfPolicy {
+    fn policy() -> BrowserSettings {
+        BrowserSettings {
             public_origin: None,
-            allowed: vec!["https://app.example.com".into()],
+            allowed_origins: vec!["https://app.example.com".into()],
             trusted_proxies: vec![],
         }
     }
@@ -155,9 +150,9 @@ mod tests {
 
     #[test]
     fn public_origin_replaces_the_host_header() {
-        let p = CsrfPolicy {
+        let p = BrowserSettings {
             public_origin: Some("https://auth.example.com".into()),
-            allowed: vec![],
+            allowed_origins: vec![],
             trusted_proxies: vec![],
         };
         assert!(p.allows(&req(&[("origin", "https://auth.example.com")])));
