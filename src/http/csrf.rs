@@ -10,37 +10,35 @@ use ipnet::IpNet;
 
 use crate::config::{BrowserSettings, canonical_origin as canonical};
 
-/// The check, read from the browser settings: PUBLIC_ORIGIN (without it, the request's own
-/// scheme and Host), CORS_ALLOWED_ORIGINS, and TRUSTED_PROXIES (only they may name the server's
-/// own origin through Forwarded / X-Forwarded-* headers).
-pub trait CsrfPolicy {
-    fn allows(&self, req: &HttpRequest) -> bool;
-}
-
-impl CsrfPolicy for BrowserSettings {
-    fn allows(&self, req: &HttpRequest) -> bool {
-        let headers = req.headers();
-        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        let claimed = match (get(header::ORIGIN), get(header::REFERER)) {
-            (Some(origin), _) => Some(origin.to_owned()),
-            (None, Some(referer)) => match origin_of_url(referer) {
-                Some(origin) => Some(origin),
-                None => return false,
-            },
-            (None, None) => None,
-        };
-        let Some(claimed) = claimed else {
-            // No Origin and no Referer: a non-browser client, or a browser that says where the
-            // request came from only through Fetch Metadata.
-            return get(header::HeaderName::from_static("sec-fetch-site")) != Some("cross-site");
-        };
-        let claimed = canonical(&claimed);
-        let own = match &self.public_origin {
-            Some(o) => canonical(o),
-            None => canonical(&request_origin(&self.trusted_proxies, req)),
-        };
-        claimed == own || self.allowed_origins.iter().any(|a| canonical(a) == claimed)
-    }
+/// Whether the request may go on, by the browser settings: PUBLIC_ORIGIN (without it, the
+/// request's own scheme and Host), CORS_ALLOWED_ORIGINS, and TRUSTED_PROXIES (only they may name
+/// the server's own origin through Forwarded / X-Forwarded-* headers).
+pub fn allows(browser: &BrowserSettings, req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let claimed = match (get(header::ORIGIN), get(header::REFERER)) {
+        (Some(origin), _) => Some(origin.to_owned()),
+        (None, Some(referer)) => match origin_of_url(referer) {
+            Some(origin) => Some(origin),
+            None => return false,
+        },
+        (None, None) => None,
+    };
+    let Some(claimed) = claimed else {
+        // No Origin and no Referer: a non-browser client, or a browser that says where the
+        // request came from only through Fetch Metadata.
+        return get(header::HeaderName::from_static("sec-fetch-site")) != Some("cross-site");
+    };
+    let claimed = canonical(&claimed);
+    let own = match &browser.public_origin {
+        Some(o) => canonical(o),
+        None => canonical(&request_origin(&browser.trusted_proxies, req)),
+    };
+    claimed == own
+        || browser
+            .allowed_origins
+            .iter()
+            .any(|a| canonical(a) == claimed)
 }
 
 /// The origin the request was addressed to: its Host and scheme, or what a trusted proxy says
@@ -99,33 +97,51 @@ mod tests {
     #[test]
     fn own_and_listed_origins_pass_others_fail() {
         let p = policy();
-        assert!(p.allows(&req(&[("origin", "http://auth.example.com:8000")])));
-        assert!(p.allows(&req(&[("origin", "https://app.example.com")])));
-        assert!(p.allows(&req(&[("origin", "https://APP.example.com:443")])));
-        assert!(!p.allows(&req(&[("origin", "https://evil.example")])));
-        assert!(!p.allows(&req(&[("origin", "null")])));
-        assert!(!p.allows(&req(&[("origin", "https://app.example.com.evil.example")])));
+        assert!(allows(
+            &p,
+            &req(&[("origin", "http://auth.example.com:8000")])
+        ));
+        assert!(allows(&p, &req(&[("origin", "https://app.example.com")])));
+        assert!(allows(
+            &p,
+            &req(&[("origin", "https://APP.example.com:443")])
+        ));
+        assert!(!allows(&p, &req(&[("origin", "https://evil.example")])));
+        assert!(!allows(&p, &req(&[("origin", "null")])));
+        assert!(!allows(
+            &p,
+            &req(&[("origin", "https://app.example.com.evil.example")])
+        ));
     }
 
     #[test]
     fn referer_counts_when_origin_is_absent() {
         let p = policy();
-        assert!(p.allows(&req(&[("referer", "https://app.example.com/page?x=1")])));
-        assert!(!p.allows(&req(&[("referer", "https://evil.example/app.example.com")])));
-        assert!(!p.allows(&req(&[("referer", "not a url")])));
+        assert!(allows(
+            &p,
+            &req(&[("referer", "https://app.example.com/page?x=1")])
+        ));
+        assert!(!allows(
+            &p,
+            &req(&[("referer", "https://evil.example/app.example.com")])
+        ));
+        assert!(!allows(&p, &req(&[("referer", "not a url")])));
         // Origin wins over Referer.
-        assert!(!p.allows(&req(&[
-            ("origin", "https://evil.example"),
-            ("referer", "https://app.example.com/")
-        ])));
+        assert!(!allows(
+            &p,
+            &req(&[
+                ("origin", "https://evil.example"),
+                ("referer", "https://app.example.com/")
+            ])
+        ));
     }
 
     #[test]
     fn without_either_header_only_cross_site_fetch_metadata_is_refused() {
         let p = policy();
-        assert!(p.allows(&req(&[])));
-        assert!(p.allows(&req(&[("sec-fetch-site", "same-origin")])));
-        assert!(!p.allows(&req(&[("sec-fetch-site", "cross-site")])));
+        assert!(allows(&p, &req(&[])));
+        assert!(allows(&p, &req(&[("sec-fetch-site", "same-origin")])));
+        assert!(!allows(&p, &req(&[("sec-fetch-site", "cross-site")])));
     }
 
     #[test]
@@ -140,10 +156,10 @@ mod tests {
                 .to_http_request()
         };
         let mut p = policy();
-        assert!(!p.allows(&forged("192.0.2.1:4000")));
+        assert!(!allows(&p, &forged("192.0.2.1:4000")));
         p.trusted_proxies = vec!["192.0.2.1/32".parse().unwrap()];
         assert!(
-            p.allows(&forged("192.0.2.1:4000")),
+            allows(&p, &forged("192.0.2.1:4000")),
             "a trusted proxy names the origin"
         );
     }
@@ -155,7 +171,10 @@ mod tests {
             allowed_origins: vec![],
             trusted_proxies: vec![],
         };
-        assert!(p.allows(&req(&[("origin", "https://auth.example.com")])));
-        assert!(!p.allows(&req(&[("origin", "http://auth.example.com:8000")])));
+        assert!(allows(&p, &req(&[("origin", "https://auth.example.com")])));
+        assert!(!allows(
+            &p,
+            &req(&[("origin", "http://auth.example.com:8000")])
+        ));
     }
 }

@@ -8,7 +8,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::csrf::CsrfPolicy;
 use super::error::{self, ApiError, detail};
 use super::extract::{
     bearer_token, cookie_token, json_flag, json_string_field, read_body, requester,
@@ -266,7 +265,7 @@ fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
 
 /// Refuses (and counts) a cookie-authenticated request from a foreign origin.
 fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if state.browser.allows(req) {
+    if super::csrf::allows(&state.browser, req) {
         Ok(())
     } else {
         state.metrics.csrf_refused();
