@@ -87,12 +87,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    cli::init_logging(settings.log_json);
+    cli::init_logging(settings.server.log_json);
     let result = match args.command.unwrap_or(Command::Serve) {
         Command::Serve => cli::serve::run(settings).await,
         Command::User(cmd) => cli::users::run(settings, cmd).await,
         Command::CheckConfig => unreachable!("handled before the settings are checked"),
-        Command::Healthcheck => cli::healthcheck::run(&settings.bind_addr),
+        Command::Healthcheck => cli::healthcheck::run(&settings.server.bind_addr),
         Command::Keys(_) => unreachable!("handled before the settings are read"),
     };
     match result {

@@ -13,7 +13,7 @@ pub fn run() -> ExitCode {
     for (name, value) in settings.describe() {
         println!("{name}={value}");
     }
-    if let Err(e) = TokenCodec::new(&settings) {
+    if let Err(e) = TokenCodec::new(&settings.tokens) {
         problems.push(e.to_string());
     }
     if problems.is_empty() {

@@ -11,8 +11,9 @@ pub mod users;
 
 /// Logs to standard error: plain lines, or with LOG_FORMAT=json one JSON object per line.
 pub fn init_logging(json: bool) {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder = env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or(crate::config::default_of("RUST_LOG")),
+    );
     if json {
         builder.format(|buf, record| {
             use std::io::Write;

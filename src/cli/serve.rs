@@ -23,6 +23,7 @@ pub async fn run(settings: Settings) -> Result<(), String> {
         }
     };
     let host = settings
+        .server
         .bind_addr
         .rsplit_once(':')
         .map_or("127.0.0.1", |(h, _)| h);

@@ -68,10 +68,7 @@ pub enum UserCommand {
 
 /// Runs one `user` command against the store the settings name.
 pub async fn run(settings: Settings, cmd: UserCommand) -> Result<(), String> {
-    if settings.redis_url.is_none()
-        && settings.redis_cluster_nodes.is_empty()
-        && settings.redis_sentinels.is_empty()
-    {
+    if settings.store.is_in_process() {
         return Err("user commands need REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store lives inside a running server and cannot be changed from outside".into());
     }
     // Read before connecting: a file that cannot be read at all changes nothing.
@@ -79,7 +76,7 @@ pub async fn run(settings: Settings, cmd: UserCommand) -> Result<(), String> {
         UserCommand::Import { django } => Some(read_import(django)?),
         _ => None,
     };
-    let store = open_store(&settings, None)
+    let store = open_store(&settings.store, None)
         .await
         .map_err(|e| e.to_string())?;
     let username = |raw: &str| {

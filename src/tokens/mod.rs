@@ -9,7 +9,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::config::Settings;
+use crate::config::{SigningKey, TokenSettings};
 
 use self::keys::{KeyError, KeySet};
 use crate::domain::{Claims, Jti, SessionId, TokenType, UserId};
@@ -40,11 +40,16 @@ pub struct TokenCodec {
 
 impl TokenCodec {
     /// Loads the keys; a key that cannot be used is an error naming its variable.
-    pub fn new(settings: &Settings) -> Result<Self, KeyError> {
+    pub fn new(settings: &TokenSettings) -> Result<Self, KeyError> {
+        let (key, generated) = match &settings.signing_key {
+            SigningKey::Generated { secret, .. } => (secret, true),
+            SigningKey::Hmac { secret, .. } => (secret, false),
+            SigningKey::Pem { private_key, .. } => (private_key, false),
+        };
         let keys = KeySet::load(
-            settings.algorithm,
-            settings.signing_key.expose(),
-            settings.signing_key_generated,
+            settings.algorithm(),
+            key.expose(),
+            generated,
             settings.verifying_key.as_ref().map(|k| k.expose()),
             settings.retired_keys_dir.as_deref(),
         )?;
@@ -77,6 +82,11 @@ impl TokenCodec {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
         })
+    }
+
+    /// LEEWAY in seconds: the clock skew allowed on `exp` and `nbf`.
+    pub fn leeway(&self) -> u64 {
+        self.validation.leeway
     }
 
     /// The public keys that verify this server's tokens, as a JWK Set (empty for HMAC).
@@ -355,6 +365,7 @@ impl Serialize for Outgoing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
     use std::collections::HashMap;
     use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -365,7 +376,12 @@ mod tests {
             .collect();
         map.entry("SIGNING_KEY".into())
             .or_insert_with(|| "unit-test-key-unit-test-key-0123456789".into());
-        TokenCodec::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap()).unwrap()
+        TokenCodec::new(
+            &Settings::from_lookup(|k| map.get(k).cloned())
+                .unwrap()
+                .tokens,
+        )
+        .unwrap()
     }
 
     fn now() -> u64 {

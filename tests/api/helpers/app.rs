@@ -89,10 +89,7 @@ pub async fn spawn_with_settings(settings: Settings) -> TestApp {
             .build()
             .unwrap(),
         store,
-        redis_url: settings
-            .redis_url
-            .as_ref()
-            .map(|u| String::from_utf8_lossy(u.expose()).into_owned()),
+        redis_url: settings.store.redis_url().map(|u| u.expose_text()),
         client_ip: {
             let b = uuid::Uuid::new_v4();
             let b = b.as_bytes();
