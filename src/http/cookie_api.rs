@@ -91,7 +91,7 @@ pub async fn login(
             &login.username,
             &login.password,
             remember,
-            &requester(&req, &state.trusted_proxies),
+            &requester(&req, &state.browser.trusted_proxies),
         )
         .await;
     state.metrics.login(login_outcome(&result));
@@ -117,7 +117,7 @@ pub async fn refresh(
         Some(token) => {
             state
                 .auth
-                .refresh(&token, &requester(&req, &state.trusted_proxies))
+                .refresh(&token, &requester(&req, &state.browser.trusted_proxies))
                 .await
         }
     };
@@ -241,7 +241,7 @@ fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
 
 /// Refuses (and counts) a cookie-authenticated request from a foreign origin.
 fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), CookieApiError> {
-    if state.csrf.allows(req) {
+    if super::csrf::allows(&state.browser, req) {
         Ok(())
     } else {
         state.metrics.csrf_refused();

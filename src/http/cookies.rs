@@ -13,18 +13,18 @@ use cookie::{Cookie, CookieBuilder, SameSite};
 use time::Duration;
 
 use super::extract::normalize_token;
-use crate::config::{self, Settings};
+use crate::config::{self, CookieSettings};
 
 #[derive(Clone, Debug)]
 pub struct CookieJar {
+    settings: CookieSettings,
     access: Layout,
     refresh: Layout,
-    refresh_path: String,
 }
 
 impl CookieJar {
-    pub fn new(settings: &Settings) -> Self {
-        let same_site = match settings.cookie_samesite {
+    pub fn new(settings: &CookieSettings) -> Self {
+        let same_site = match settings.same_site {
             config::SameSite::Lax => SameSite::Lax,
             config::SameSite::Strict => SameSite::Strict,
             config::SameSite::None => SameSite::None,
@@ -34,32 +34,32 @@ impl CookieJar {
                 .http_only(true)
                 .path(path.to_owned())
                 .same_site(same_site)
-                .secure(settings.cookie_secure);
-            Layout::new(match &settings.cookie_domain {
+                .secure(settings.secure);
+            Layout::new(match &settings.domain {
                 Some(domain) => cookie.domain(domain.clone()),
                 None => cookie,
             })
         };
         Self {
-            access: layout(&settings.access_cookie_name, "/"),
-            refresh: layout(&settings.refresh_cookie_name, &settings.refresh_cookie_path),
-            refresh_path: settings.refresh_cookie_path.clone(),
+            settings: settings.clone(),
+            access: layout(&settings.access_name, "/"),
+            refresh: layout(&settings.refresh_name, &settings.refresh_path),
         }
     }
 
     /// REFRESH_COOKIE_PATH: where the browser sends the refresh cookie.
     pub fn refresh_path(&self) -> &str {
-        &self.refresh_path
+        &self.settings.refresh_path
     }
 
     /// The access token of the access cookie, if the request has one.
     pub fn access_token(&self, req: &HttpRequest) -> Option<String> {
-        cookie_token(req, &self.access.name)
+        cookie_token(req, &self.settings.access_name)
     }
 
     /// The refresh token of the refresh cookie, if the request has one.
     pub fn refresh_token(&self, req: &HttpRequest) -> Option<String> {
-        cookie_token(req, &self.refresh.name)
+        cookie_token(req, &self.settings.refresh_name)
     }
 
     /// The access cookie. Without `max_age`, a browser-session cookie: no Max-Age, no Expires.
@@ -175,6 +175,7 @@ fn cookie_token(req: &HttpRequest, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
     use actix_web::test::TestRequest;
     use std::collections::HashMap;
 
@@ -183,7 +184,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        CookieJar::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap())
+        CookieJar::new(
+            &Settings::from_lookup(|k| map.get(k).cloned())
+                .unwrap()
+                .cookies,
+        )
     }
 
     #[test]

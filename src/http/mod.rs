@@ -26,19 +26,19 @@ pub mod token_api;
 use actix_cors::Cors;
 use actix_web::http::{Method, header};
 
-use crate::config::Settings;
+use crate::config::BrowserSettings;
 
 pub use self::state::AppState;
 
 /// CORS for exactly the listed origins, with credentials. With no list, no cross-origin
 /// request is allowed.
-pub fn cors(settings: &Settings) -> Cors {
+pub fn cors(browser: &BrowserSettings) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT])
         .supports_credentials()
         .max_age(600);
-    for origin in &settings.cors_allowed_origins {
+    for origin in &browser.allowed_origins {
         cors = cors.allowed_origin(origin);
     }
     cors

@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document of both APIs, served at GET /openapi.json: written from the route
 //! table's entries (the ones a listener serves), under the configured prefixes, with the
-//! schemas of the types the handlers read and serialise. Depends on `router` only.
+//! schemas of the types the handlers read and serialise. Depends on `router` (and `config` for
+//! the prefixes) only.
 
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
@@ -9,17 +10,18 @@ use utoipa::openapi::{
     OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Type,
 };
 
-use super::router::{Api, Body, Route, RoutePrefixes, Schema, Verb};
+use super::router::{Api, Body, Route, Schema, Verb};
+use crate::config::RouteSettings;
 
 /// The document of these routes, served under these prefixes.
 pub fn document<'a>(
     routes: impl IntoIterator<Item = &'a Route>,
-    prefixes: &RoutePrefixes,
+    routes_settings: &RouteSettings,
 ) -> OpenApi {
     let mut paths = PathsBuilder::new();
     let mut schemas = Vec::new();
     for route in routes {
-        let path = prefixes.path_of(route);
+        let path = route.full_path(routes_settings);
         let mut op = OperationBuilder::new()
             .operation_id(Some(route.name))
             .summary(Some(route.doc.summary))

@@ -1,6 +1,7 @@
 //! What a route is: one entry of the route table (name, method, path, handler and its
 //! documentation), and how an entry is mounted on the actix router. The table itself is in
-//! `routes`; `openapi` writes the document from the same entries. Depends on `error` only.
+//! `routes`; `openapi` writes the document from the same entries. Depends on `error` and
+//! `config` (the API prefixes) only.
 
 use std::borrow::Cow;
 
@@ -11,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 
 use super::error::RequestError;
+use crate::config::RouteSettings;
 
 /// The API a route belongs to. Its path is relative to that API's prefix (COOKIE_API_PREFIX,
 /// TOKEN_API_PREFIX); the operations' paths are absolute.
@@ -147,25 +149,16 @@ pub const fn optional<T: ToSchema>() -> Option<(Schema, bool)> {
     Some((schema::<T>(), false))
 }
 
-/// COOKIE_API_PREFIX and TOKEN_API_PREFIX.
-#[derive(Clone, Debug)]
-pub struct RoutePrefixes {
-    pub cookie_api: String,
-    pub token_api: String,
-}
-
-impl RoutePrefixes {
-    /// Where `route` is served.
-    pub fn path_of(&self, route: &Route) -> String {
-        match route.api {
-            Api::Cookie => format!("{}{}", self.cookie_api, route.path),
-            Api::Token => format!("{}{}", self.token_api, route.path),
-            Api::Ops => route.path.to_owned(),
+impl Route {
+    /// Where the route is served, under the API prefixes of `routes`.
+    pub fn full_path(&self, routes: &RouteSettings) -> String {
+        match self.api {
+            Api::Cookie => format!("{}{}", routes.cookie_api, self.path),
+            Api::Token => format!("{}{}", routes.token_api, self.path),
+            Api::Ops => self.path.to_owned(),
         }
     }
-}
 
-impl Route {
     /// Registers `handler` at `path` under the route's name, with and without its trailing
     /// slash, as two plain resources (a resource with two patterns is matched by a regex set on
     /// every request; two single-pattern resources are plain string compares). Other methods get

@@ -12,10 +12,10 @@ use super::error::{Detail, FieldErrors, TokenError};
 use super::ops::{self, Jwks, OpenApiJson, Status};
 use super::pages;
 use super::router::{
-    Answer, Api, Body, Doc, Listener, Route, RoutePrefixes, Verb, handler, json, json_list,
-    optional, required,
+    Answer, Api, Body, Doc, Listener, Route, Verb, handler, json, json_list, optional, required,
 };
 use super::token_api::{self, Empty, RefreshField, Refreshed, TokenField, TokenPair};
+use crate::config::RouteSettings;
 
 const UNAVAILABLE: Answer = (
     503,
@@ -426,12 +426,12 @@ pub fn public(public_metrics: bool) -> impl Iterator<Item = &'static Route> {
 
 /// Every route of the public listener under its prefix, and the OpenAPI document of exactly
 /// those routes (serialised once per worker, served as is).
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes, public_metrics: bool) {
-    let document = super::openapi::document(public(public_metrics), prefixes);
+pub fn configure(cfg: &mut web::ServiceConfig, routes: &RouteSettings, public_metrics: bool) {
+    let document = super::openapi::document(public(public_metrics), routes);
     let bytes = serde_json::to_vec(&document).unwrap_or_else(|_| b"{}".to_vec());
     cfg.app_data(web::Data::new(OpenApiJson(bytes.into())));
     for route in public(public_metrics) {
-        (route.handler)(cfg, route, &prefixes.path_of(route));
+        (route.handler)(cfg, route, &route.full_path(routes));
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn obtain(
             &login.username,
             &login.password,
             true,
-            &requester(&req, &state.trusted_proxies),
+            &requester(&req, &state.browser.trusted_proxies),
         )
         .await;
     state.metrics.login(login_outcome(&result));
@@ -100,7 +100,7 @@ pub async fn refresh(
     })?;
     let result = state
         .auth
-        .refresh(&token, &requester(&req, &state.trusted_proxies))
+        .refresh(&token, &requester(&req, &state.browser.trusted_proxies))
         .await;
     state.metrics.refresh(refresh_outcome(&result));
     let refreshed = result?;

@@ -1,8 +1,8 @@
 //! GET /openapi.json: generated from the route table; every route of the app is in it, and every
 //! operation in it is a route of the app.
 
+use refreshd::config::RouteSettings;
 use refreshd::http::openapi::document;
-use refreshd::http::router::RoutePrefixes;
 use refreshd::http::routes::{ROUTES, names};
 use serde_json::Value;
 
@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 #[test]
 fn every_route_is_documented_once_under_its_own_name() {
-    let prefixes = RoutePrefixes {
+    let prefixes = RouteSettings {
         cookie_api: "/api/auth/".into(),
         token_api: "/api/token/".into(),
     };
