@@ -120,6 +120,8 @@ impl Layout {
         if let Some(secure) = cookie.secure() {
             after = after.secure(secure);
         }
+        // The crate drops a leading dot of COOKIE_DOMAIN, as browsers do (RFC 6265 5.2.3): the
+        // same cookie either way.
         if let Some(domain) = cookie.domain() {
             after = after.domain(domain);
         }
@@ -224,6 +226,15 @@ mod tests {
         assert_eq!(
             r,
             "refresh_token=; HttpOnly; Path=/api/auth/; Max-Age=0; SameSite=Strict; Secure; Domain=example.com"
+        );
+    }
+
+    #[test]
+    fn a_leading_dot_of_the_domain_is_dropped_as_browsers_drop_it() {
+        let j = jar(&[("COOKIE_DOMAIN", ".example.com")]);
+        assert_eq!(
+            j.access("abc", None),
+            "access_token=abc; HttpOnly; Path=/; SameSite=Lax; Domain=example.com"
         );
     }
 
