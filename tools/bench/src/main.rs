@@ -5,7 +5,9 @@
 //! percentiles, status counts, Redis commands per refresh and the server's RSS, with every ratio
 //! taken against the baseline in the same run.
 //!
-//! `cargo run --release --bin refreshd-bench -- --help`
+//! It depends on the `refreshd` library to load sessions; nothing in the server depends on it.
+//!
+//! `cargo build --release --workspace && ./target/release/refreshd-bench --help`
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -69,6 +71,9 @@ struct Args {
     /// session index, so one user with every session is not a realistic load).
     #[arg(long, default_value_t = 1000)]
     users: usize,
+    /// The refreshd binary to start (by default the one beside this tool).
+    #[arg(long)]
+    refreshd: Option<PathBuf>,
     /// Internal: serve the bare baseline on this port.
     #[arg(long, hide = true)]
     baseline_server: Option<u16>,
@@ -336,15 +341,20 @@ async fn main() {
         serve_baseline(port, args.workers).await.unwrap();
         return;
     }
-    let exe_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let refreshd_bin: PathBuf = exe_dir.join("refreshd");
+    // The server is another package of the workspace: building this tool alone does not build
+    // it, so a stale binary would be measured without a word. Build both with
+    // `cargo build --release --workspace`.
+    let refreshd_bin: PathBuf = args.refreshd.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("refreshd")
+    });
     assert!(
         refreshd_bin.exists(),
-        "build refreshd first: cargo build --release"
+        "no refreshd at {}: build it first with cargo build --release --workspace",
+        refreshd_bin.display()
     );
 
     // Redis.
