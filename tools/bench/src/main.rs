@@ -443,8 +443,8 @@ async fn main() {
         store.add_user(user).await.unwrap();
     }
     let auth = Arc::new(AuthService::new(
-        &settings,
-        TokenCodec::new(&settings).unwrap(),
+        &settings.sessions,
+        TokenCodec::new(&settings.tokens).unwrap(),
         store,
     ));
 
