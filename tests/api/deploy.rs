@@ -216,10 +216,19 @@ fn build_inputs() -> std::collections::BTreeSet<String> {
             .expect("a path inside the repository");
         first.as_os_str().to_string_lossy().into_owned()
     };
-    // Target paths named in the manifest.
+    // Target paths named in the manifest, and the other workspace members, whose manifests and
+    // targets cargo reads even to build this package alone.
     for line in repo_file("Cargo.toml").lines() {
         if let Some(path) = line.trim().strip_prefix("path = \"") {
             inputs.insert(top(&root.join(path.trim_end_matches('"'))));
+        }
+        if let Some(members) = line.trim().strip_prefix("members = [") {
+            for member in members.trim_end_matches(']').split(',') {
+                let member = member.trim().trim_matches('"');
+                if member != "." {
+                    inputs.insert(member.to_owned());
+                }
+            }
         }
     }
     // Files included at compile time, and askama's template directory.
