@@ -234,8 +234,8 @@ async fn main() {
             .unwrap(),
     );
     let auth = Arc::new(AuthService::new(
-        &settings,
-        TokenCodec::new(&settings).unwrap(),
+        &settings.sessions,
+        TokenCodec::new(&settings.tokens).unwrap(),
         store.clone(),
     ));
 

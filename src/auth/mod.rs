@@ -1,24 +1,28 @@
 //! The flows: login, refresh (rotation, reuse interval, reuse detection), logout and access-token
 //! authentication. Both HTTP skins call these; nothing here knows about HTTP. Depends on
-//! `tokens`, `store` and `domain`.
+//! `tokens`, `store`, `domain` and `config` only.
 
 pub mod import;
 pub mod passwords;
+pub mod status;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Settings;
+use crate::config::SessionSettings;
 use crate::domain::{Claims, Jti, SessionId, TokenType, User, UserId, Username};
 use crate::store::{
     AnswerKind, CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshClaims, RefreshOutcome,
-    RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, SessionInfo, Store, StoreError,
-    TokenCheck,
+    RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, Store, StoreError, TokenCheck,
 };
 use crate::tokens::{TokenCodec, TokenError, Untyped};
 
 use self::passwords::Passwords;
+
+pub use self::status::Unready;
+/// One of a user's live sessions, as listed to that user.
+pub use crate::store::SessionInfo;
 
 /// Outcomes of the flows, named for what the client is told. The HTTP layer maps each to a
 /// status and body in one place.
@@ -104,21 +108,23 @@ pub struct Refreshed {
     pub tokens: IssuedTokens,
 }
 
-/// The policy knobs the flows read, copied out of Settings once.
-struct Policy {
-    access_lifetime: u64,
-    refresh_lifetime: u64,
-    rotation: RotationPolicy,
-    session_max_lifetime: Option<u64>,
-    login_max_failures: u32,
-    login_failure_window: Duration,
+impl Refreshed {
+    /// False with rotation off: the refresh token is the one presented.
+    pub fn rotated(&self) -> bool {
+        self.kind != AnswerKind::Kept
+    }
+
+    /// Answered with a token issued before: a lost response, a race, a slow tab.
+    pub fn replayed(&self) -> bool {
+        matches!(self.kind, AnswerKind::Repeated | AnswerKind::Forgiven)
+    }
 }
 
 pub struct AuthService {
     codec: TokenCodec,
     store: Arc<dyn Store>,
     passwords: Passwords,
-    policy: Policy,
+    sessions: SessionSettings,
 }
 
 pub fn now_ms() -> u64 {
@@ -129,35 +135,40 @@ pub fn now_ms() -> u64 {
 }
 
 impl AuthService {
-    pub fn new(settings: &Settings, codec: TokenCodec, store: Arc<dyn Store>) -> Self {
+    pub fn new(sessions: &SessionSettings, codec: TokenCodec, store: Arc<dyn Store>) -> Self {
         Self {
             codec,
             store,
             passwords: Passwords::new(),
-            policy: Policy {
-                access_lifetime: settings.access_token_lifetime.as_secs(),
-                refresh_lifetime: settings.refresh_token_lifetime.as_secs(),
-                rotation: RotationPolicy {
-                    rotate: settings.rotate_refresh_tokens,
-                    blacklist: settings.blacklist_after_rotation,
-                    reuse_interval_ms: settings.refresh_token_reuse_interval.as_millis() as u64,
-                    idle_timeout_ms: settings.session_idle_timeout.map(|d| d.as_millis() as u64),
-                    adopt_foreign: settings.adopt_foreign_tokens,
-                    leeway: settings.leeway.as_secs(),
-                },
-                session_max_lifetime: settings.session_max_lifetime.map(|d| d.as_secs()),
-                login_max_failures: settings.login_max_failures,
-                login_failure_window: settings.login_failure_window,
-            },
+            sessions: sessions.clone(),
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The rules the flows follow (lifetimes, rotation, limits).
+    pub fn settings(&self) -> &SessionSettings {
+        &self.sessions
     }
 
-    pub fn codec(&self) -> &TokenCodec {
-        &self.codec
+    /// The settings of SPEC 4 in the store's terms.
+    fn rotation(&self) -> RotationPolicy {
+        let s = &self.sessions;
+        RotationPolicy {
+            rotate: s.rotate_refresh_tokens,
+            blacklist: s.blacklist_after_rotation,
+            reuse_interval_ms: s.reuse_interval.as_millis() as u64,
+            idle_timeout_ms: self.idle_timeout_ms(),
+            adopt_foreign: s.adopt_foreign_tokens,
+            leeway: self.codec.leeway(),
+        }
+    }
+
+    fn idle_timeout_ms(&self) -> Option<u64> {
+        self.sessions.idle_timeout.map(|d| d.as_millis() as u64)
+    }
+
+    /// SESSION_MAX_LIFETIME in seconds.
+    fn max_lifetime(&self) -> Option<u64> {
+        self.sessions.max_lifetime.map(|d| d.as_secs())
     }
 
     /// How many password verifications logins have run.
@@ -182,14 +193,15 @@ impl AuthService {
         if let Some(addr) = requester.addr {
             keys.push(LimitKey::Addr(crate::domain::login_limit_addr(addr)));
         }
-        let limiting = self.policy.login_max_failures > 0 && !keys.is_empty();
+        let limits = &self.sessions;
+        let limiting = limits.login_max_failures > 0 && !keys.is_empty();
         if limiting
             && let Some(retry_after) = self
                 .store
                 .count_login_attempt(
                     &keys,
-                    self.policy.login_max_failures,
-                    self.policy.login_failure_window,
+                    limits.login_max_failures,
+                    limits.login_failure_window,
                 )
                 .await?
         {
@@ -238,7 +250,7 @@ impl AuthService {
     ) -> Result<IssuedTokens, AuthError> {
         let now = now_ms() / 1000;
         let sid = SessionId::new_random();
-        let end = self.policy.session_max_lifetime.map(|max| now + max);
+        let end = self.max_lifetime().map(|max| now + max);
         let refresh = self.successor(now, end);
         self.store
             .create_session(&NewSession {
@@ -248,7 +260,7 @@ impl AuthService {
                 refresh: refresh.clone(),
                 end,
                 remember,
-                leeway: self.policy.rotation.leeway,
+                leeway: self.codec.leeway(),
             })
             .await?;
         let session = Session {
@@ -267,7 +279,7 @@ impl AuthService {
 
     /// Claims for a new refresh token issued at `iat`, never outliving the session's end.
     fn successor(&self, iat: u64, end: Option<u64>) -> RefreshClaims {
-        let exp = iat + self.policy.refresh_lifetime;
+        let exp = iat + self.sessions.refresh_lifetime.as_secs();
         RefreshClaims {
             jti: Jti::new_random(),
             iat,
@@ -297,7 +309,7 @@ impl AuthService {
     /// A freshly issued access token (new jti, `exp` now plus the access lifetime, never past the
     /// session's end), with the refresh fields left for the caller to fill.
     fn mint_access(&self, session: &Session<'_>, now: u64) -> Result<IssuedTokens, AuthError> {
-        let exp = now + self.policy.access_lifetime;
+        let exp = now + self.sessions.access_lifetime.as_secs();
         let exp = session.end.map_or(exp, |end| exp.min(end));
         let access = self.sign(&Claims {
             token_type: TokenType::Access,
@@ -341,9 +353,9 @@ impl AuthService {
             user_id: claims.user_id.clone(),
             sid: sid.clone(),
             foreign: claims.sid.is_none(),
-            adopt_end: self.policy.session_max_lifetime.map(|max| claims.iat + max),
+            adopt_end: self.max_lifetime().map(|max| claims.iat + max),
             presented: presented(&claims),
-            policy: self.policy.rotation,
+            policy: self.rotation(),
             successor: self.successor(now, None),
             client: requester.info(),
         };
@@ -434,7 +446,7 @@ impl AuthService {
                 foreign: claims.sid.is_none(),
                 presented: presented(claims),
                 all,
-                policy: self.policy.rotation,
+                policy: self.rotation(),
             })
             .await?)
     }
@@ -495,7 +507,7 @@ impl AuthService {
                 session_required: false,
                 iat,
                 refresh_jti: None,
-                idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+                idle_timeout_ms: self.idle_timeout_ms(),
             },
         };
         match self.store.check_token(&check).await? {
@@ -539,9 +551,9 @@ impl AuthService {
             // With blacklisting off, a retired refresh token stands until it expires (SimpleJWT's
             // BLACKLIST_AFTER_ROTATION=False).
             refresh_jti: (claims.token_type == TokenType::Refresh
-                && self.policy.rotation.blacklist)
+                && self.sessions.blacklist_after_rotation)
                 .then(|| claims.jti.clone()),
-            idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms(),
         }
     }
 }
