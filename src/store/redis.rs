@@ -26,15 +26,17 @@
 //! ```
 //!
 //! A session record is a few packed bytes (`lua/records.lua` writes the layout down byte by
-//! byte; `SessionRecord::decode` reads it here): its flags (ended, browser-session cookies), when
-//! it may go (it outlives every token of its family, so that an ended family stays ended),
-//! created and last refreshed (ms), the current jti, the pending successor's jti, iat and exp, the
-//! absolute end, the jtis retired within their reuse interval with the moment of retirement, the
-//! client address and the user agent. An ended session keeps its flags and its keep-until only.
+//! byte and is its only writer; `SessionRecord::decode` in `record.rs` reads it for access checks
+//! and session lists): its flags (ended, browser-session cookies), when it may go (it outlives
+//! every token of its family, so that an ended family stays ended), the last refresh, the current
+//! jti, the pending successor's jti, iat and exp, the jtis retired within their reuse interval
+//! with the moment of retirement; then, as written at the start, the creation, the absolute end,
+//! the client address and the user agent. An ended session keeps its flags and keep-until only.
 //! Jtis and session ids of 32 lowercase hex characters (every one this server mints, and
-//! SimpleJWT's) are packed as their 16 bytes (`pack_id`), in records and as field names. Records live in one hash per user, not
-//! a key each: a key costs Redis more than a record, and the hash is the user's session list.
-//!
+//! SimpleJWT's) are packed as their 16 bytes (`pack_id`), in records and as field names. Records
+//! live in one hash per user, not a key each: a key costs Redis more than a record does (about
+//! 100 bytes more: its dictionary entries and expiry), and the hash is the user's session list.
+
 //! The blacklist is the record: with blacklisting on, a token of a session that is neither its
 //! current nor its pending one was retired (or never issued), and is refused until the record
 //! goes. The moment of a retirement is remembered while its reuse interval runs, for forgiveness.
