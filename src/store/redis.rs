@@ -177,6 +177,9 @@ pub struct RedisStore {
     min_replicas: u32,
     metrics: Option<Arc<Metrics>>,
     scripts: Arc<Scripts>,
+    /// When this store was made (s). A token issued later was issued by this version (or minted
+    /// elsewhere): its session was never written by the previous layout.
+    started_s: u64,
 }
 
 /// How to reach Redis beyond its URL: the deadline of every call, and the TLS material for
@@ -587,6 +590,7 @@ impl RedisStore {
             min_replicas: 0,
             metrics: None,
             scripts: Arc::new(Scripts::new()),
+            started_s: super::Clock::now_ms(&super::SystemClock) / 1000,
         }
     }
 
@@ -1099,9 +1103,9 @@ impl SessionStore for RedisStore {
                     && !idle(r.last_refreshed_ms.unwrap_or(r.created_ms))
                     && check.refresh_jti.as_ref().is_none_or(|jti| r.holds(jti))
             }
-            None if check.session_required || check.refresh_jti.is_some() => {
-                self.legacy_check(check, cutoff, idle).await?
-            }
+            // Only a token from before this store started can belong to a session of the
+            // previous layout; a foreign access token (no session, often) needs no second trip.
+            None if check.iat <= self.started_s => self.legacy_check(check, cutoff, idle).await?,
             None => check.iat > cutoff,
         };
         if !standing {
@@ -1724,7 +1728,7 @@ fn parse_refresh_reply(reply: &[Value]) -> Result<RefreshOutcome, StoreError> {
 impl RedisStore {
     /// The access check of a session the previous layout may still hold (see the top of this
     /// file), as that layout answered it: a second round trip, taken only when the sessions hash
-    /// has no record for a token that needs one.
+    /// has no record for a token issued before this store started.
     async fn legacy_check(
         &self,
         check: &TokenCheck,

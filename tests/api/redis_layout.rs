@@ -69,12 +69,18 @@ fn refresh_token(user: &str, sid: Option<&str>, jti: &str, iat: u64, exp: u64) -
     sign_with(test_key(), Algorithm::HS256, &claims)
 }
 
+/// When the tokens of the previous version were issued: before the upgrade (and after the
+/// store's epoch, which that version set; see `app_after_upgrade`).
+fn before_upgrade() -> u64 {
+    now_s() - 60
+}
+
 fn access_token(user: &str, sid: &str) -> String {
-    let now = now_s();
+    let iat = before_upgrade();
     sign_with(
         test_key(),
         Algorithm::HS256,
-        &json!({"token_type": "access", "exp": now + 300, "iat": now, "jti": hex_id(),
+        &json!({"token_type": "access", "exp": iat + 600, "iat": iat, "jti": hex_id(),
                 "user_id": user, "sid": sid}),
     )
 }
@@ -95,11 +101,11 @@ struct Claims {
 
 impl Claims {
     fn new() -> Self {
-        let now = now_s();
+        let iat = before_upgrade();
         Self {
             jti: hex_id(),
-            iat: now,
-            exp: now + 3600,
+            iat,
+            exp: iat + 3600,
         }
     }
 
@@ -219,6 +225,18 @@ impl Legacy {
     }
 }
 
+/// This version, started on a Redis the previous version has been using for an hour (its epoch).
+async fn app_after_upgrade(redis: &RedisProcess, vars: &[(&str, &str)]) -> TestApp {
+    let mut conn = redis_conn(&redis.url()).await;
+    let _: () = redis::cmd("SET")
+        .arg("refreshd:epoch")
+        .arg(now_s() - 3600)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    app_on(redis, vars).await
+}
+
 async fn app_on(redis: &RedisProcess, vars: &[(&str, &str)]) -> TestApp {
     let url = redis.url();
     let mut all = vec![("REDIS_URL", url.as_str())];
@@ -330,7 +348,7 @@ async fn a_retirement_is_forgotten_after_its_interval_and_the_token_stays_refuse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_of_the_previous_layout_keeps_working_and_moves_over_at_its_first_refresh() {
     let redis = RedisProcess::start(false);
-    let app = app_on(&redis, &[]).await;
+    let app = app_after_upgrade(&redis, &[]).await;
     let user = app.add_user(&unique("legacy"), "pw").await;
     let id = user.id.as_str();
     let mut legacy = Legacy::new(&redis, id).await;
@@ -398,7 +416,7 @@ async fn a_session_of_the_previous_layout_keeps_working_and_moves_over_at_its_fi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_retired_under_the_previous_layout_is_reuse_after_its_interval() {
     let redis = RedisProcess::start(false);
-    let app = app_on(&redis, &[("REFRESH_TOKEN_REUSE_INTERVAL", "1s")]).await;
+    let app = app_after_upgrade(&redis, &[("REFRESH_TOKEN_REUSE_INTERVAL", "1s")]).await;
     let user = app.add_user(&unique("legacy"), "pw").await;
     let id = user.id.as_str();
     let mut legacy = Legacy::new(&redis, id).await;
@@ -426,7 +444,7 @@ async fn a_token_retired_under_the_previous_layout_is_reuse_after_its_interval()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logging_out_and_ending_every_session_reach_the_previous_layout() {
     let redis = RedisProcess::start(false);
-    let app = app_on(&redis, &[]).await;
+    let app = app_after_upgrade(&redis, &[]).await;
     let user = app.add_user(&unique("legacy"), "pw").await;
     let id = user.id.as_str();
     let mut legacy = Legacy::new(&redis, id).await;
@@ -474,11 +492,11 @@ async fn logging_out_and_ending_every_session_reach_the_previous_layout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_token_logged_out_under_the_previous_layout_stays_logged_out() {
     let redis = RedisProcess::start(false);
-    let app = app_on(&redis, &[]).await;
+    let app = app_after_upgrade(&redis, &[]).await;
     let user = app.add_user(&unique("legacy"), "pw").await;
     let id = user.id.as_str();
     let mut legacy = Legacy::new(&redis, id).await;
-    // Issued by SimpleJWT after the store's epoch, then logged out here.
+    // Issued by SimpleJWT after the store's epoch, then logged out by the previous version.
     let foreign = Claims::new();
     legacy.log_out_foreign(&foreign).await;
     let token = foreign.token(id, None);
@@ -488,6 +506,12 @@ async fn a_foreign_token_logged_out_under_the_previous_layout_stays_logged_out()
     assert_blacklisted(&verify);
     let reply = app.refresh_with_body(&token).await;
     assert_eq!(reply.status, 401, "{}", reply.text);
+    // With blacklisting off too: what refuses it is its ended session.
+    let lenient = app_on(&redis, &[("BLACKLIST_AFTER_ROTATION", "false")]).await;
+    let verify = lenient
+        .post_json("/api/token/verify/", &json!({"token": token}))
+        .await;
+    assert_blacklisted(&verify);
     // While one never logged out starts its session at its first refresh, as before.
     let other = Claims::new();
     assert_detail(
@@ -500,7 +524,7 @@ async fn a_foreign_token_logged_out_under_the_previous_layout_stays_logged_out()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_previous_layouts_keys_are_counted_until_they_expire() {
     let redis = RedisProcess::start(false);
-    let app = app_on(&redis, &[]).await;
+    let app = app_after_upgrade(&redis, &[]).await;
     let user = app.add_user(&unique("legacy"), "pw").await;
     let mut legacy = Legacy::new(&redis, user.id.as_str()).await;
     let sid = hex_id();
