@@ -315,8 +315,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn end_session(&self, user_id: &UserId, sid: &SessionId) -> Result<bool, StoreError>;
     /// Ends every session of the user; returns how many were live.
     async fn end_all_sessions(&self, user_id: &UserId) -> Result<usize, StoreError>;
-    /// How many entries the store holds for the user's sessions (records, index, blacklist),
-    /// live or revoked: for operators and for the tests that prove they all expire.
+    /// How many entries the store holds for the user's sessions (their records, which hold the
+    /// blacklist, and whatever else a store keeps for them), live or revoked: for operators and
+    /// for the tests that prove they all expire.
     async fn session_footprint(&self, user_id: &UserId) -> Result<usize, StoreError>;
 }
 
