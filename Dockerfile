@@ -7,23 +7,28 @@
 FROM rust:1.95.0-slim-bookworm AS build
 WORKDIR /src
 
-# Dependencies first, in a layer of their own: it is rebuilt only when Cargo.toml or Cargo.lock
+# Dependencies first, in a layer of their own: it is rebuilt only when a manifest or Cargo.lock
 # change, not on every edit of the source. Cargo wants every target the manifest names to exist,
-# so empty stand-ins are built, then removed with everything cargo recorded about them.
+# and every workspace member's manifest (the load tool's, which the image does not build), so
+# empty stand-ins are built, then removed with everything cargo recorded about them.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src tests/api \
+COPY tools/bench/Cargo.toml ./tools/bench/
+RUN mkdir -p src tests/api tools/bench/src \
  && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > tools/bench/src/main.rs \
  && touch src/lib.rs tests/api/main.rs \
  && cargo build --release --locked --bin refreshd \
  && rm -rf src tests target/release/refreshd* target/release/deps/refreshd-* \
       target/release/deps/librefreshd-* target/release/.fingerprint/refreshd-*
 
 # Then the crate itself. Compiled into the binary: the demo page's template (askama) and its
-# assets (include_str!). Cargo reads every target the manifest names, tests included.
+# assets (include_str!). Cargo reads every target the manifest names, tests included, and every
+# workspace member.
 COPY src ./src
 COPY templates ./templates
 COPY static ./static
 COPY tests ./tests
+COPY tools/bench ./tools/bench
 RUN cargo build --release --locked --bin refreshd
 
 FROM debian:12.12-slim

@@ -1,70 +1,436 @@
-//! Settings: one typed field per environment variable, every default in the `VARIABLES` table, and
-//! `validate` that reports every problem at once, naming the variable and the fix. Reads nothing
-//! by itself: callers pass a lookup function (main passes the environment, tests pass a map).
+//! Settings, in groups named for the layer that reads them (`server`, `store`, `tokens`,
+//! `sessions`, `cookies`, `browser`, `routes`). Every environment variable is declared once, in
+//! `VARIABLES`: name, default, one-line doc, whether it is secret, and how `check-config` shows it;
+//! `describe`, `.env.example` and the README's settings table all come from that table (tests keep
+//! the two files equal to it: `UPDATE_SETTINGS_DOCS=1 cargo test --lib config` rewrites them).
+//! Reading reports every problem at once, naming the variable and the fix. Reads nothing by
+//! itself: callers pass a lookup function (main passes the environment, tests pass a map).
 //! Depends on no other module of the crate.
 
 use std::fmt;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
-/// Every variable the server reads, with its default ("" means unset). `.env.example` lists the
-/// same names with the same defaults; a test keeps the two in step.
-pub const VARIABLES: &[(&str, &str)] = &[
-    ("APP_ENV", "development"),
-    ("BIND_ADDR", "127.0.0.1:8000"),
-    ("WORKERS", "0"),
-    ("REDIS_URL", ""),
-    ("REDIS_CLUSTER_NODES", ""),
-    ("REDIS_SENTINELS", ""),
-    ("REDIS_SENTINEL_MASTER", ""),
-    ("REDIS_SENTINEL_PASSWORD", ""),
-    ("REDIS_CA_FILE", ""),
-    ("REDIS_CLIENT_CERT_FILE", ""),
-    ("REDIS_CLIENT_KEY_FILE", ""),
-    ("STORE_TIMEOUT", "2s"),
-    ("REDIS_MIN_REPLICAS", "0"),
-    ("SHUTDOWN_TIMEOUT", "10s"),
-    ("REQUEST_BODY_TIMEOUT", "10s"),
-    ("MAX_CONNECTIONS", "0"),
-    ("SIGNING_KEY", ""),
-    ("ALGORITHM", "HS256"),
-    ("VERIFYING_KEY", ""),
-    ("RETIRED_KEYS_DIR", ""),
-    ("ACCESS_TOKEN_LIFETIME", "15m"),
-    ("REFRESH_TOKEN_LIFETIME", "30d"),
-    ("ROTATE_REFRESH_TOKENS", "true"),
-    ("BLACKLIST_AFTER_ROTATION", "true"),
-    ("REFRESH_TOKEN_REUSE_INTERVAL", "10s"),
-    ("LEEWAY", "0"),
-    ("ISSUER", ""),
-    ("AUDIENCE", ""),
-    ("USER_ID_CLAIM", "user_id"),
-    ("ACCESS_COOKIE_NAME", "access_token"),
-    ("REFRESH_COOKIE_NAME", "refresh_token"),
-    ("COOKIE_DOMAIN", ""),
-    ("COOKIE_SECURE", ""),
-    ("COOKIE_SAMESITE", "Lax"),
-    ("REFRESH_COOKIE_PATH", "/"),
-    ("CORS_ALLOWED_ORIGINS", ""),
-    ("PUBLIC_ORIGIN", ""),
-    ("SESSION_MAX_LIFETIME", ""),
-    ("SESSION_IDLE_TIMEOUT", ""),
-    ("ADOPT_FOREIGN_TOKENS", "true"),
-    ("LOGIN_MAX_FAILURES", "10"),
-    ("LOGIN_FAILURE_WINDOW", "15m"),
-    ("TRUSTED_PROXIES", ""),
-    ("COOKIE_API_PREFIX", "/api/auth/"),
-    ("TOKEN_API_PREFIX", "/api/token/"),
-    ("RUST_LOG", "info"),
-    ("LOG_FORMAT", "text"),
-    ("METRICS", "true"),
-    ("METRICS_ADDR", ""),
+/// One environment variable: everything said about it anywhere is said here.
+pub struct Variable {
+    pub name: &'static str,
+    /// The value when unset ("": none).
+    pub default: &'static str,
+    /// One line for `.env.example` and the README's table (Markdown: `code` spans).
+    pub doc: &'static str,
+    /// Holds a password or key: never shown as given.
+    pub secret: bool,
+    /// May be given as `NAME_FILE`, the path of a file holding the value.
+    pub from_file: bool,
+    /// The effective value as `check-config` shows it; `None` for a variable read elsewhere.
+    show: Option<fn(&Settings) -> String>,
+}
+
+const fn var(
+    name: &'static str,
+    default: &'static str,
+    doc: &'static str,
+    show: fn(&Settings) -> String,
+) -> Variable {
+    Variable {
+        name,
+        default,
+        doc,
+        secret: false,
+        from_file: false,
+        show: Some(show),
+    }
+}
+
+impl Variable {
+    const fn secret(self) -> Self {
+        Variable {
+            secret: true,
+            ..self
+        }
+    }
+
+    /// A secret that may also come from a file (`NAME_FILE`).
+    const fn secret_or_file(self) -> Self {
+        Variable {
+            secret: true,
+            from_file: true,
+            ..self
+        }
+    }
+
+    /// Read by something other than `Settings` (RUST_LOG: the logger), so not shown.
+    const fn read_elsewhere(self) -> Self {
+        Variable { show: None, ..self }
+    }
+}
+
+/// Every variable the server reads, in the order `check-config`, `.env.example` and the README
+/// list them.
+pub const VARIABLES: &[Variable] = &[
+    var(
+        "APP_ENV",
+        "development",
+        "`development` or `production`; `production` refuses to start without a `SIGNING_KEY` of at least 32 bytes, without a Redis (`REDIS_URL`, `REDIS_CLUSTER_NODES` or `REDIS_SENTINELS`), with `COOKIE_SECURE=false`, or while an active user `demo` has the password `demo` (the docker compose demo leaves one in its Redis: `refreshd user deactivate demo`)",
+        |s| if s.server.production { "production" } else { "development" }.into(),
+    ),
+    var(
+        "BIND_ADDR",
+        "127.0.0.1:8000",
+        "`host:port` to listen on: `0.0.0.0:8000` for every interface, `[::]:8000` for IPv6, `localhost:8000` (a name is resolved)",
+        |s| s.server.bind_addr.show(),
+    ),
+    var(
+        "WORKERS",
+        "0",
+        "HTTP worker threads; `0` is one per CPU core",
+        |s| match s.server.workers {
+            0 => "0 (one per core)".into(),
+            n => n.to_string(),
+        },
+    ),
+    var(
+        "REDIS_URL",
+        "",
+        "Redis URL (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS, always verified, host name included); unset means the in-process store (no set-up, lost on restart, one instance only)",
+        |s| match s.store.redis_url() {
+            Some(url) => redact_url(&url.expose_text()),
+            None if s.store.is_in_process() => "(unset: in-process store)".into(),
+            None => "(unset)".into(),
+        },
+    )
+    .secret_or_file(),
+    var(
+        "REDIS_CLUSTER_NODES",
+        "",
+        "a Redis Cluster instead of `REDIS_URL`: its seed nodes, comma-separated `redis://host:port` (or all `rediss://`)",
+        |s| match &s.store.backend {
+            Backend::Cluster { nodes } => nodes
+                .iter()
+                .map(|u| redact_url(&u.expose_text()))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        },
+    )
+    .secret(),
+    var(
+        "REDIS_SENTINELS",
+        "",
+        "Redis Sentinel instead: comma-separated sentinels (`host:port`) that name the master, followed through a failover; `REDIS_URL`, if set, then gives only the data nodes' scheme (`rediss://` for TLS), user, password and database (see Running in production)",
+        |s| match &s.store.backend {
+            Backend::Sentinel { sentinels, .. } => sentinels.show(),
+            _ => String::new(),
+        },
+    ),
+    var(
+        "REDIS_SENTINEL_MASTER",
+        "",
+        "the name of the master group the sentinels monitor (required with `REDIS_SENTINELS`)",
+        |s| match &s.store.backend {
+            Backend::Sentinel { master, .. } => master.show(),
+            _ => None::<String>.show(),
+        },
+    ),
+    var(
+        "REDIS_SENTINEL_PASSWORD",
+        "",
+        "the sentinels' own password (their `requirepass`), if they have one",
+        |s| match &s.store.backend {
+            Backend::Sentinel { password, .. } => password.show(),
+            _ => None::<Secret>.show(),
+        },
+    )
+    .secret(),
+    var(
+        "REDIS_CA_FILE",
+        "",
+        "for `rediss://`: a PEM file of the only CA certificates trusted; unset means the system's roots",
+        |s| s.store.ca_file.show(),
+    ),
+    var(
+        "REDIS_CLIENT_CERT_FILE",
+        "",
+        "for mutual TLS: the client certificate (PEM), with `REDIS_CLIENT_KEY_FILE` (both or neither)",
+        |s| s.store.client_cert_file.show(),
+    ),
+    var(
+        "REDIS_CLIENT_KEY_FILE",
+        "",
+        "for mutual TLS: the client certificate's private key (PEM)",
+        |s| s.store.client_key_file.show(),
+    ),
+    var(
+        "STORE_TIMEOUT",
+        "2s",
+        "longest wait for one store call before answering 503 (the server fails closed)",
+        |s| s.store.timeout.show(),
+    ),
+    var(
+        "REDIS_MIN_REPLICAS",
+        "0",
+        "replicas that must hold each write a client is told about (Redis `WAIT`, within `STORE_TIMEOUT`), else 503; `/readyz` is 503 while fewer are online; `0`: none",
+        |s| s.store.min_replicas.show(),
+    ),
+    var(
+        "SHUTDOWN_TIMEOUT",
+        "10s",
+        "after SIGTERM or SIGINT, how long requests in flight may take to finish before the server exits",
+        |s| s.server.shutdown_timeout.show(),
+    ),
+    var(
+        "REQUEST_BODY_TIMEOUT",
+        "10s",
+        "how long a request body may take to arrive once the head has (the head itself has 5 s); then `408 {\"detail\": \"Request body timed out.\"}` and the connection is closed, on every route",
+        |s| s.server.request_body_timeout.show(),
+    ),
+    var(
+        "MAX_CONNECTIONS",
+        "0",
+        "open connections at most, all workers together; `0` takes the open-file limit (`ulimit -n`) less 64 descriptors kept for Redis, files and the log. Past half of it, each new connection cuts off (408) the request that has waited longest for its body",
+        |s| match s.server.max_connections {
+            0 => "0 (from the descriptor limit)".into(),
+            n => n.to_string(),
+        },
+    ),
+    var(
+        "SIGNING_KEY",
+        "",
+        "the key that signs tokens: an HMAC secret for HS* (SimpleJWT's `SIGNING_KEY`; a Django app's `SECRET_KEY` when sharing tokens), or a PEM private key (PKCS#8, PKCS#1 or SEC1); unset: a random development key, made and announced at start",
+        |s| match &s.tokens.signing_key {
+            SigningKey::Generated { .. } => "(random development key)".into(),
+            SigningKey::Hmac { secret: key, .. } | SigningKey::Pem { private_key: key, .. } => {
+                format!("(set, {} bytes)", key.expose().len())
+            }
+        },
+    )
+    .secret_or_file(),
+    var(
+        "ALGORITHM",
+        "HS256",
+        "`HS256`, `HS384`, `HS512` (shared secret) or `RS256`, `RS384`, `RS512`, `ES256`, `ES384`, `EdDSA` (PEM keys)",
+        |s| s.tokens.algorithm().as_str().into(),
+    ),
+    var(
+        "VERIFYING_KEY",
+        "",
+        "the public key (PEM) for RS*/ES*/EdDSA; derived from `SIGNING_KEY` when unset, refused when it is not its public half; unused with HS*",
+        |s| s.tokens.verifying_key.show(),
+    )
+    .secret_or_file(),
+    var(
+        "RETIRED_KEYS_DIR",
+        "",
+        "a directory of keys retired by a rotation (public PEMs, or files holding old HS secrets), still accepted until their tokens expire, and listed in the JWKS",
+        |s| s.tokens.retired_keys_dir.show(),
+    ),
+    var(
+        "ACCESS_TOKEN_LIFETIME",
+        "15m",
+        "life of an access token",
+        |s| s.sessions.access_lifetime.show(),
+    ),
+    var(
+        "REFRESH_TOKEN_LIFETIME",
+        "30d",
+        "life of a refresh token; each rotation issues a new one with a fresh expiry",
+        |s| s.sessions.refresh_lifetime.show(),
+    ),
+    var(
+        "ROTATE_REFRESH_TOKENS",
+        "true",
+        "issue a new refresh token on every refresh; when false the same token is set again with its remaining life",
+        |s| s.sessions.rotate_refresh_tokens.show(),
+    ),
+    var(
+        "BLACKLIST_AFTER_ROTATION",
+        "true",
+        "blacklist the presented token after rotation; reuse detection needs it (when false, rotated-out tokens stay valid until they expire, as in SimpleJWT, and the start-up log warns)",
+        |s| s.sessions.blacklist_after_rotation.show(),
+    ),
+    var(
+        "REFRESH_TOKEN_REUSE_INTERVAL",
+        "10s",
+        "how long a retired refresh token is still forgiven (answered with the session's newest token, for concurrent tabs), counted from its own retirement; after that it is reuse",
+        |s| s.sessions.reuse_interval.show(),
+    ),
+    var(
+        "LEEWAY",
+        "0",
+        "clock skew allowed when checking `exp` and `nbf`",
+        |s| s.tokens.leeway.show(),
+    ),
+    var(
+        "ISSUER",
+        "",
+        "`iss` claim written and required; unset: none written, and tokens are not checked for it",
+        |s| s.tokens.issuer.show(),
+    ),
+    var(
+        "AUDIENCE",
+        "",
+        "`aud` claim written and required; unset: none written, and a token that carries one is refused",
+        |s| s.tokens.audience.show(),
+    ),
+    var(
+        "USER_ID_CLAIM",
+        "user_id",
+        "name of the claim that holds the user id",
+        |s| s.tokens.user_id_claim.show(),
+    ),
+    var(
+        "ACCESS_COOKIE_NAME",
+        "access_token",
+        "name of the access token cookie",
+        |s| s.cookies.access_name.show(),
+    ),
+    var(
+        "REFRESH_COOKIE_NAME",
+        "refresh_token",
+        "name of the refresh token cookie",
+        |s| s.cookies.refresh_name.show(),
+    ),
+    var(
+        "COOKIE_DOMAIN",
+        "",
+        "Domain attribute of both cookies; unset means host-only cookies",
+        |s| s.cookies.domain.show(),
+    ),
+    var(
+        "COOKIE_SECURE",
+        "",
+        "Secure attribute of both cookies; unset means `false`, or `true` with `APP_ENV=production`",
+        |s| s.cookies.secure.show(),
+    ),
+    var(
+        "COOKIE_SAMESITE",
+        "Lax",
+        "SameSite attribute: `Lax`, `Strict` or `None` (`None` requires `COOKIE_SECURE=true`)",
+        |s| s.cookies.same_site.as_str().into(),
+    ),
+    var(
+        "REFRESH_COOKIE_PATH",
+        "/",
+        "Path attribute of the refresh cookie (the access cookie always has `Path=/`)",
+        |s| s.cookies.refresh_path.show(),
+    ),
+    var(
+        "CORS_ALLOWED_ORIGINS",
+        "",
+        "exact origins allowed to call with credentials, comma-separated (never `*`)",
+        |s| s.browser.allowed_origins.show(),
+    ),
+    var(
+        "PUBLIC_ORIGIN",
+        "",
+        "this server's own origin for the CSRF check, such as `https://auth.example.com`; unset means each request's scheme and Host",
+        |s| s.browser.public_origin.show(),
+    ),
+    var(
+        "SESSION_MAX_LIFETIME",
+        "",
+        "absolute limit on a session's life from login, across rotations; unset: none",
+        |s| s.sessions.max_lifetime.show(),
+    ),
+    var(
+        "SESSION_IDLE_TIMEOUT",
+        "",
+        "a session not refreshed for this long ends (checked on every refresh); unset: none",
+        |s| s.sessions.idle_timeout.show(),
+    ),
+    var(
+        "ADOPT_FOREIGN_TOKENS",
+        "true",
+        "refresh tokens minted elsewhere (a SimpleJWT app sharing the key; no `sid`) start a session at their first refresh here; `false` refuses them",
+        |s| s.sessions.adopt_foreign_tokens.show(),
+    ),
+    var(
+        "LOGIN_MAX_FAILURES",
+        "10",
+        "failed logins per username or per client address before 429 (an IPv6 client counts by its /64 prefix, `::ffff:a.b.c.d` as the IPv4 address); `0` turns limiting off",
+        |s| s.sessions.login_max_failures.show(),
+    ),
+    var(
+        "LOGIN_FAILURE_WINDOW",
+        "15m",
+        "window in which failed logins count",
+        |s| s.sessions.login_failure_window.show(),
+    ),
+    var(
+        "TRUSTED_PROXIES",
+        "",
+        "proxies whose `X-Forwarded-For` (and, for the CSRF check's own origin, `X-Forwarded-Host`/`-Proto`) is believed: comma-separated addresses or CIDR ranges",
+        |s| s.browser.trusted_proxies.show(),
+    ),
+    var(
+        "COOKIE_API_PREFIX",
+        "/api/auth/",
+        "where the cookie API lives: `<prefix>login/`, `<prefix>token/refresh/`, `<prefix>logout/`, `<prefix>me/`",
+        |s| s.routes.cookie_api.show(),
+    ),
+    var(
+        "TOKEN_API_PREFIX",
+        "/api/token/",
+        "where the SimpleJWT-compatible JSON API lives: `<prefix>`, `<prefix>refresh/`, `<prefix>verify/`, `<prefix>blacklist/`",
+        |s| s.routes.token_api.show(),
+    ),
+    var(
+        "RUST_LOG",
+        "info",
+        "log filter (env_logger syntax), such as `info` or `refreshd=debug`",
+        |_| String::new(),
+    )
+    .read_elsewhere(),
+    var(
+        "LOG_FORMAT",
+        "text",
+        "`text`, or `json` for one JSON object per line (for log shippers)",
+        |s| if s.server.log_json { "json" } else { "text" }.into(),
+    ),
+    var(
+        "METRICS",
+        "true",
+        "count and time requests for `GET /metrics`; `false` takes even those atomic adds off the hot path",
+        |s| s.server.metrics.show(),
+    ),
+    var(
+        "METRICS_ADDR",
+        "",
+        "a private `host:port` (such as `127.0.0.1:9100`) serving `/metrics` and `/readyz`; with it, `/metrics` leaves the public listener (404 there)",
+        |s| match &s.server.metrics_addr {
+            Some(addr) => addr.clone(),
+            None => "(unset: /metrics on BIND_ADDR)".into(),
+        },
+    ),
 ];
 
-/// Secrets that may be given as `X_FILE`, the path of a file holding the value.
-const FILE_VARIABLES: &[&str] = &["SIGNING_KEY", "VERIFYING_KEY", "REDIS_URL"];
+/// The declaration of `name`.
+pub fn variable(name: &str) -> Option<&'static Variable> {
+    VARIABLES.iter().find(|v| v.name == name)
+}
+
+/// The declared default of `name` ("" when it has none).
+///
+/// # Panics
+/// When `name` is not declared in `VARIABLES`: reading an undeclared variable is a bug.
+pub fn default_of(name: &str) -> &'static str {
+    variable(name)
+        .unwrap_or_else(|| panic!("{name} is missing from config::VARIABLES"))
+        .default
+}
+
+/// Whether the server reads `name`: a declared variable, or the `_FILE` twin of one that may come
+/// from a file.
+pub fn is_variable(name: &str) -> bool {
+    variable(name).is_some()
+        || name
+            .strip_suffix("_FILE")
+            .and_then(variable)
+            .is_some_and(|v| v.from_file)
+}
 
 /// The shortest HMAC key accepted in production (RFC 7518 §3.2: at least the hash size).
 pub const MIN_HMAC_KEY_BYTES: usize = 32;
@@ -147,6 +513,10 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+    /// The value as text (a URL, a password), invalid UTF-8 replaced.
+    pub fn expose_text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -155,80 +525,202 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Every setting, grouped by the layer that reads it; each layer is handed its group.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub tokens: TokenSettings,
+    pub sessions: SessionSettings,
+    pub cookies: CookieSettings,
+    pub browser: BrowserSettings,
+    pub routes: RouteSettings,
+}
+
+/// The process: its listeners, workers, shutdown, logs and metrics (`startup` and `main`).
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    /// APP_ENV=production: unsafe settings are refused, and the page offers no demo login.
     pub production: bool,
     pub bind_addr: String,
     /// HTTP worker threads; 0 means one per CPU core.
     pub workers: usize,
-    /// `None` (and no cluster): the in-process store.
-    pub redis_url: Option<Secret>,
-    /// A Redis Cluster's seed nodes (`redis://host:port` each), instead of REDIS_URL.
-    pub redis_cluster_nodes: Vec<String>,
-    /// Sentinels (`host:port` each) that name the master, instead of REDIS_URL's host; REDIS_URL,
-    /// if set, then gives the data nodes' scheme, user, password and database.
-    pub redis_sentinels: Vec<String>,
-    pub redis_sentinel_master: Option<String>,
-    pub redis_sentinel_password: Option<Secret>,
-    /// For `rediss://`: a PEM file of the only roots trusted (unset: the system's roots).
-    pub redis_ca_file: Option<String>,
-    /// For mutual TLS: a PEM client certificate (chain) and its private key.
-    pub redis_client_cert_file: Option<String>,
-    pub redis_client_key_file: Option<String>,
-    pub store_timeout: Duration,
-    /// Replicas that must hold each write a client is told about (Redis WAIT); 0: none.
-    pub redis_min_replicas: u32,
     /// How long requests in flight may take to finish after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
     /// How long a request's body may take to arrive, from the end of its head; then 408.
     pub request_body_timeout: Duration,
     /// Open connections at most, all workers together; 0: derived from the descriptor limit.
     pub max_connections: usize,
-    pub signing_key: Secret,
-    /// True when no SIGNING_KEY was given: the token layer makes a random key for this process.
-    pub signing_key_generated: bool,
-    pub algorithm: Algorithm,
-    /// The public key (PEM) for asymmetric algorithms; derived from SIGNING_KEY when unset.
-    pub verifying_key: Option<Secret>,
-    /// Keys retired by a rotation, still accepted for verification (PEM public keys, or files
-    /// holding old HMAC secrets).
-    pub retired_keys_dir: Option<std::path::PathBuf>,
-    pub access_token_lifetime: Duration,
-    pub refresh_token_lifetime: Duration,
-    pub rotate_refresh_tokens: bool,
-    pub blacklist_after_rotation: bool,
-    pub refresh_token_reuse_interval: Duration,
-    pub leeway: Duration,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub user_id_claim: String,
-    pub access_cookie_name: String,
-    pub refresh_cookie_name: String,
-    pub cookie_domain: Option<String>,
-    pub cookie_secure: bool,
-    pub cookie_samesite: SameSite,
-    pub refresh_cookie_path: String,
-    pub cors_allowed_origins: Vec<String>,
-    pub public_origin: Option<String>,
-    pub session_max_lifetime: Option<Duration>,
-    /// A session not refreshed for this long ends (checked on every refresh).
-    pub session_idle_timeout: Option<Duration>,
-    /// Whether tokens minted elsewhere (no `sid`) start a session at their first refresh.
-    pub adopt_foreign_tokens: bool,
-    pub login_max_failures: u32,
-    pub login_failure_window: Duration,
-    pub trusted_proxies: Vec<IpNet>,
-    /// Where the cookie API's routes live (`<prefix>login/`, `<prefix>token/refresh/`, ...).
-    pub cookie_api_prefix: String,
-    /// Where the SimpleJWT-compatible API lives (`<prefix>`, `<prefix>refresh/`, ...).
-    pub token_api_prefix: String,
-    /// `LOG_FORMAT=json`: one JSON object per log line.
+    /// LOG_FORMAT=json: one JSON object per log line.
     pub log_json: bool,
     /// Count and time requests for GET /metrics.
     pub metrics: bool,
     /// A private listener (`host:port`) for /metrics and /readyz; with it, /metrics leaves the
     /// public listener.
     pub metrics_addr: Option<String>,
+}
+
+/// Where users and sessions live, and how long one call to it may take (`startup` opens it).
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub backend: Backend,
+    /// STORE_TIMEOUT: the longest wait for one call to Redis.
+    pub timeout: Duration,
+    /// Replicas that must hold each write a client is told about (Redis WAIT); 0: none.
+    pub min_replicas: u32,
+    /// For `rediss://`: a PEM file of the only roots trusted (unset: the system's roots).
+    pub ca_file: Option<String>,
+    /// For mutual TLS: a PEM client certificate (chain) and its private key.
+    pub client_cert_file: Option<String>,
+    pub client_key_file: Option<String>,
+}
+
+/// The store the variables name; reading refuses a configuration that names two.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// No REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS: this process's memory, lost on
+    /// restart and not shared between instances.
+    InProcess,
+    /// REDIS_URL.
+    Redis { url: Secret },
+    /// REDIS_CLUSTER_NODES: seed nodes, `redis://host:port` each (a password may come with them).
+    Cluster { nodes: Vec<Secret> },
+    /// REDIS_SENTINELS (`host:port` each) name the master of REDIS_SENTINEL_MASTER; REDIS_URL, if
+    /// set, gives only the data nodes' scheme, user, password and database.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+        password: Option<Secret>,
+        data_url: Option<Secret>,
+    },
+}
+
+impl StoreSettings {
+    /// Whether the store is this process's memory. The one place that decides it.
+    pub fn is_in_process(&self) -> bool {
+        matches!(self.backend, Backend::InProcess)
+    }
+
+    /// REDIS_URL when it was given: the Redis itself, or under Sentinel the data nodes' scheme
+    /// and credentials.
+    pub fn redis_url(&self) -> Option<&Secret> {
+        match &self.backend {
+            Backend::Redis { url } => Some(url),
+            Backend::Sentinel { data_url, .. } => data_url.as_ref(),
+            Backend::InProcess | Backend::Cluster { .. } => None,
+        }
+    }
+}
+
+/// The token layer: the key that signs, the keys that verify, and the claims written and checked.
+#[derive(Clone, Debug)]
+pub struct TokenSettings {
+    pub signing_key: SigningKey,
+    /// The public key (PEM) for asymmetric algorithms; derived from SIGNING_KEY when unset.
+    pub verifying_key: Option<Secret>,
+    /// Keys retired by a rotation, still accepted for verification (PEM public keys, or files
+    /// holding old HMAC secrets).
+    pub retired_keys_dir: Option<PathBuf>,
+    /// Clock skew allowed when checking `exp` and `nbf`.
+    pub leeway: Duration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub user_id_claim: String,
+}
+
+/// SIGNING_KEY and ALGORITHM: where the key that signs tokens came from, and what kind it is.
+#[derive(Clone, Debug)]
+pub enum SigningKey {
+    /// No SIGNING_KEY: a key for this process alone, so tokens do not survive a restart. For
+    /// HS* it is `secret`, made at random; for RS*/ES*/EdDSA the token layer makes a key pair.
+    Generated {
+        algorithm: Algorithm,
+        secret: Secret,
+    },
+    /// HS256/HS384/HS512: one shared secret signs and verifies.
+    Hmac {
+        algorithm: Algorithm,
+        secret: Secret,
+    },
+    /// RS*/ES*/EdDSA: a PEM private key; its public half is VERIFYING_KEY, or derived from it.
+    Pem {
+        algorithm: Algorithm,
+        private_key: Secret,
+    },
+}
+
+impl SigningKey {
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            SigningKey::Generated { algorithm, .. }
+            | SigningKey::Hmac { algorithm, .. }
+            | SigningKey::Pem { algorithm, .. } => *algorithm,
+        }
+    }
+}
+
+impl TokenSettings {
+    pub fn algorithm(&self) -> Algorithm {
+        self.signing_key.algorithm()
+    }
+}
+
+/// The flows' rules (`auth`): token lifetimes, rotation and reuse, session limits, login limits.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    pub access_lifetime: Duration,
+    pub refresh_lifetime: Duration,
+    /// Issue a new refresh token on every refresh.
+    pub rotate_refresh_tokens: bool,
+    /// Blacklist the presented token after rotation; reuse detection needs it.
+    pub blacklist_after_rotation: bool,
+    /// How long a retired refresh token is still forgiven, from its own retirement.
+    pub reuse_interval: Duration,
+    /// SESSION_MAX_LIFETIME: a session's absolute limit from login.
+    pub max_lifetime: Option<Duration>,
+    /// A session not refreshed for this long ends (checked on every refresh).
+    pub idle_timeout: Option<Duration>,
+    /// Whether tokens minted elsewhere (no `sid`) start a session at their first refresh.
+    pub adopt_foreign_tokens: bool,
+    /// Failed logins per username or per address before 429; 0 turns limiting off.
+    pub login_max_failures: u32,
+    pub login_failure_window: Duration,
+}
+
+/// The session cookies' names and attributes (the one cookie builder reads them).
+#[derive(Clone, Debug)]
+pub struct CookieSettings {
+    pub access_name: String,
+    pub refresh_name: String,
+    /// REFRESH_COOKIE_PATH: where the browser sends the refresh cookie (the access cookie's
+    /// Path is always /).
+    pub refresh_path: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub same_site: SameSite,
+}
+
+/// What browsers may do across origins (CORS, the CSRF check) and whose forwarding headers are
+/// believed.
+#[derive(Clone, Debug)]
+pub struct BrowserSettings {
+    /// CORS_ALLOWED_ORIGINS, spelled as browsers send an Origin (so that CORS, an exact match,
+    /// and the CSRF check agree).
+    pub allowed_origins: Vec<String>,
+    /// PUBLIC_ORIGIN, this server's own origin; without it, each request's scheme and Host.
+    pub public_origin: Option<String>,
+    /// Only these peers' Forwarded / X-Forwarded-* headers are believed: the client's address,
+    /// and the server's own origin for the CSRF check.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Where the two APIs live (the router and the OpenAPI document read them).
+#[derive(Clone, Debug)]
+pub struct RouteSettings {
+    /// COOKIE_API_PREFIX: `<prefix>login/`, `<prefix>token/refresh/`, ...
+    pub cookie_api: String,
+    /// TOKEN_API_PREFIX: `<prefix>`, `<prefix>refresh/`, ...
+    pub token_api: String,
 }
 
 /// Every problem found in the configuration, each naming its variable.
@@ -282,25 +774,20 @@ pub fn is_origin(s: &str) -> bool {
         && !rest.contains(['/', '?', '#', '@', ' '])
 }
 
-/// Reads raw values: the variable itself, or the file its `_FILE` twin names, or the default.
-struct Reader<'a, F: Fn(&str) -> Option<String>> {
-    lookup: &'a F,
+/// Reads raw values: the variable itself, or the file its `_FILE` twin names, or its declared
+/// default. Collects every problem instead of stopping at the first.
+struct Reader<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
 }
 
-impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
-    fn default_of(name: &str) -> &'static str {
-        VARIABLES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, d)| *d)
-            .unwrap_or_else(|| panic!("{name} is missing from config::VARIABLES"))
-    }
-
+impl Reader<'_> {
     /// The value, or `None` when unset or empty and without a default.
     fn raw(&mut self, name: &str) -> Option<String> {
+        let declared =
+            variable(name).unwrap_or_else(|| panic!("{name} is missing from config::VARIABLES"));
         let direct = (self.lookup)(name).filter(|v| !v.is_empty());
-        if FILE_VARIABLES.contains(&name) {
+        if declared.from_file {
             let file_var = format!("{name}_FILE");
             if let Some(path) = (self.lookup)(&file_var).filter(|v| !v.is_empty()) {
                 if direct.is_some() {
@@ -323,10 +810,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                 };
             }
         }
-        direct.or_else(|| {
-            let d = Self::default_of(name);
-            (!d.is_empty()).then(|| d.to_owned())
-        })
+        direct.or_else(|| (!declared.default.is_empty()).then(|| declared.default.to_owned()))
     }
 
     fn string(&mut self, name: &str) -> String {
@@ -337,32 +821,47 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         self.raw(name)
     }
 
-    fn parsed<T>(
-        &mut self,
-        name: &str,
-        fallback: T,
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> T {
-        match self.raw(name) {
-            None => fallback,
-            Some(raw) => match parse(&raw) {
-                Ok(v) => v,
-                Err(why) => {
-                    self.problems.push(format!("{name}: {why}"));
-                    fallback
-                }
-            },
+    fn secret(&mut self, name: &str) -> Option<Secret> {
+        self.raw(name).map(|v| Secret::new(v.into_bytes()))
+    }
+
+    /// A comma-separated list, blanks dropped.
+    fn list(&mut self, name: &str) -> Vec<String> {
+        self.string(name)
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// The value (or the default; "" when there is none) parsed. A refused value is reported
+    /// and the declared default used instead, so that `check-config` can still show the rest.
+    fn parse<T>(&mut self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> T {
+        let raw = self.string(name);
+        match parse(&raw) {
+            Ok(v) => v,
+            Err(why) => {
+                self.problems.push(format!("{name}: {why}"));
+                parse(default_of(name))
+                    .unwrap_or_else(|_| panic!("the declared default of {name} does not parse"))
+            }
         }
     }
 
-    fn duration(&mut self, name: &str) -> Duration {
-        let fallback = parse_duration(Self::default_of(name)).unwrap_or_default();
-        self.parsed(name, fallback, parse_duration)
-    }
-
-    fn bool(&mut self, name: &str) -> bool {
-        let fallback = parse_bool(Self::default_of(name)).unwrap_or(false);
-        self.parsed(name, fallback, parse_bool)
+    /// A value without a default, parsed: `None` when unset, or refused (and reported).
+    fn parse_optional<T>(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let raw = self.raw(name)?;
+        match parse(&raw) {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.problems.push(format!("{name}: {why}"));
+                None
+            }
+        }
     }
 }
 
@@ -393,6 +892,13 @@ fn check_listen_addr(var: &str, addr: &str) -> Option<String> {
     None
 }
 
+/// Pushes `msg` unless `ok`.
+fn need(problems: &mut Vec<String>, ok: bool, msg: &str) {
+    if !ok {
+        problems.push(msg.to_owned());
+    }
+}
+
 impl Settings {
     /// Reads every variable through `lookup` and validates the result.
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> Result<Settings, ConfigError> {
@@ -414,106 +920,75 @@ impl Settings {
             lookup: &lookup,
             problems: Vec::new(),
         };
-
-        let production = match r.string("APP_ENV").to_ascii_lowercase().as_str() {
-            "production" | "prod" => true,
-            "development" | "dev" | "test" | "" => false,
-            other => {
-                r.problems.push(format!(
-                    "APP_ENV: {other:?} is not known (use development or production)"
-                ));
-                false
-            }
-        };
-        let algorithm = r.parsed("ALGORITHM", Algorithm::HS256, |s| {
-            Algorithm::parse(s).ok_or_else(|| {
-                format!(
-                    "{s:?} is not supported (use HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 or EdDSA)"
-                )
-            })
-        });
-        let (signing_key, signing_key_generated) = match r.optional("SIGNING_KEY") {
-            Some(k) => (Secret::new(k.into_bytes()), false),
-            None => {
-                use rand::RngCore;
-                let mut key = vec![0u8; 64];
-                rand::thread_rng().fill_bytes(&mut key);
-                (Secret::new(key), true)
-            }
-        };
-        let verifying_key = r
-            .optional("VERIFYING_KEY")
-            .map(|k| Secret::new(k.into_bytes()));
-        let samesite = r.parsed("COOKIE_SAMESITE", SameSite::Lax, |s| {
-            match s.to_ascii_lowercase().as_str() {
-                "lax" => Ok(SameSite::Lax),
-                "strict" => Ok(SameSite::Strict),
-                "none" => Ok(SameSite::None),
-                other => Err(format!("{other:?} is not Lax, Strict or None")),
-            }
-        });
-        let cookie_secure = match r.optional("COOKIE_SECURE") {
-            None => production,
-            Some(raw) => match parse_bool(&raw) {
-                Ok(b) => b,
-                Err(why) => {
-                    r.problems.push(format!("COOKIE_SECURE: {why}"));
-                    production
-                }
-            },
-        };
-        let optional_duration = |r: &mut Reader<'_, F>, name: &str| {
-            r.optional(name).and_then(|raw| match parse_duration(&raw) {
-                Ok(d) if d.is_zero() => None,
-                Ok(d) => Some(d),
-                Err(why) => {
-                    r.problems.push(format!("{name}: {why}"));
-                    None
-                }
-            })
-        };
-        let session_max_lifetime = optional_duration(&mut r, "SESSION_MAX_LIFETIME");
-        let session_idle_timeout = optional_duration(&mut r, "SESSION_IDLE_TIMEOUT");
-
+        let server = ServerSettings::read(&mut r);
         let settings = Settings {
-            production,
+            store: StoreSettings::read(&mut r),
+            tokens: TokenSettings::read(&mut r),
+            sessions: SessionSettings::read(&mut r),
+            cookies: CookieSettings::read(&mut r, server.production),
+            browser: BrowserSettings::read(&mut r),
+            routes: RouteSettings::read(&mut r),
+            server,
+        };
+        let mut problems = r.problems;
+        settings.validate(&mut problems);
+        (settings, problems)
+    }
+
+    /// The rules that span groups: what production requires.
+    fn validate(&self, problems: &mut Vec<String>) {
+        if !self.server.production {
+            return;
+        }
+        match &self.tokens.signing_key {
+            SigningKey::Generated { .. } => problems.push("APP_ENV=production requires SIGNING_KEY (or SIGNING_KEY_FILE): for HS* a random secret of at least 32 bytes, for RS*/ES*/EdDSA a PEM private key (`refreshd keys generate --alg ...` makes either)".into()),
+            SigningKey::Hmac { algorithm, secret } if secret.expose().len() < MIN_HMAC_KEY_BYTES => {
+                problems.push(format!(
+                    "SIGNING_KEY is {} bytes; APP_ENV=production requires at least {MIN_HMAC_KEY_BYTES} for {}",
+                    secret.expose().len(),
+                    algorithm.as_str()
+                ));
+            }
+            SigningKey::Hmac { .. } | SigningKey::Pem { .. } => {}
+        }
+        if self.store.is_in_process() {
+            problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE), REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store loses every session on restart and is not shared between instances".into());
+        }
+        if !self.cookies.secure {
+            problems
+                .push("APP_ENV=production requires COOKIE_SECURE=true (or leave it unset)".into());
+        }
+    }
+
+    /// Every variable with its effective value, secrets redacted, for `refreshd check-config`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        VARIABLES
+            .iter()
+            .filter_map(|v| Some((v.name, (v.show?)(self))))
+            .collect()
+    }
+}
+
+impl ServerSettings {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let server = Self {
+            production: r.parse("APP_ENV", |s| match s.to_ascii_lowercase().as_str() {
+                "production" | "prod" => Ok(true),
+                "development" | "dev" | "test" | "" => Ok(false),
+                other => Err(format!(
+                    "{other:?} is not known (use development or production)"
+                )),
+            }),
             bind_addr: r.string("BIND_ADDR"),
-            workers: r.parsed("WORKERS", 0, |s| {
+            workers: r.parse("WORKERS", |s| {
                 s.parse::<usize>()
                     .ok()
                     .filter(|n| *n <= 1024)
                     .ok_or_else(|| format!("{s:?} is not a number of threads (0 for one per core)"))
             }),
-            redis_url: r.optional("REDIS_URL").map(|u| Secret::new(u.into_bytes())),
-            redis_cluster_nodes: r
-                .string("REDIS_CLUSTER_NODES")
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            redis_sentinels: r
-                .string("REDIS_SENTINELS")
-                .split(',')
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            redis_sentinel_master: r.optional("REDIS_SENTINEL_MASTER"),
-            redis_sentinel_password: r
-                .optional("REDIS_SENTINEL_PASSWORD")
-                .map(|p| Secret::new(p.into_bytes())),
-            redis_ca_file: r.optional("REDIS_CA_FILE"),
-            redis_client_cert_file: r.optional("REDIS_CLIENT_CERT_FILE"),
-            redis_client_key_file: r.optional("REDIS_CLIENT_KEY_FILE"),
-            store_timeout: r.duration("STORE_TIMEOUT"),
-            redis_min_replicas: r.parsed("REDIS_MIN_REPLICAS", 0, |s| {
-                s.parse::<u32>()
-                    .ok()
-                    .filter(|n| *n <= 64)
-                    .ok_or_else(|| format!("{s:?} is not a number of replicas (0 to 64)"))
-            }),
-            shutdown_timeout: r.duration("SHUTDOWN_TIMEOUT"),
-            request_body_timeout: r.duration("REQUEST_BODY_TIMEOUT"),
-            max_connections: r.parsed("MAX_CONNECTIONS", 0, |s| {
+            shutdown_timeout: r.parse("SHUTDOWN_TIMEOUT", parse_duration),
+            request_body_timeout: r.parse("REQUEST_BODY_TIMEOUT", parse_duration),
+            max_connections: r.parse("MAX_CONNECTIONS", |s| {
                 s.parse::<usize>()
                     .ok()
                     .filter(|n| *n == 0 || (16..=1_000_000).contains(n))
@@ -521,63 +996,19 @@ impl Settings {
                         format!("{s:?} is not a number of connections from 16 to 1000000 (0 derives it from the descriptor limit)")
                     })
             }),
-            signing_key,
-            signing_key_generated,
-            algorithm,
-            verifying_key,
-            retired_keys_dir: r.optional("RETIRED_KEYS_DIR").map(std::path::PathBuf::from),
-            access_token_lifetime: r.duration("ACCESS_TOKEN_LIFETIME"),
-            refresh_token_lifetime: r.duration("REFRESH_TOKEN_LIFETIME"),
-            rotate_refresh_tokens: r.bool("ROTATE_REFRESH_TOKENS"),
-            blacklist_after_rotation: r.bool("BLACKLIST_AFTER_ROTATION"),
-            refresh_token_reuse_interval: r.duration("REFRESH_TOKEN_REUSE_INTERVAL"),
-            leeway: r.duration("LEEWAY"),
-            issuer: r.optional("ISSUER"),
-            audience: r.optional("AUDIENCE"),
-            user_id_claim: r.string("USER_ID_CLAIM"),
-            access_cookie_name: r.string("ACCESS_COOKIE_NAME"),
-            refresh_cookie_name: r.string("REFRESH_COOKIE_NAME"),
-            cookie_domain: r.optional("COOKIE_DOMAIN"),
-            cookie_secure,
-            cookie_samesite: samesite,
-            refresh_cookie_path: r.string("REFRESH_COOKIE_PATH"),
-            // Spelled as browsers send an Origin, so that CORS (an exact match) and the CSRF
-            // check agree on what is listed.
-            cors_allowed_origins: r
-                .string("CORS_ALLOWED_ORIGINS")
-                .split(',')
-                .map(canonical_origin)
-                .filter(|s| !s.is_empty())
-                .collect(),
-            public_origin: r.optional("PUBLIC_ORIGIN").map(|s| canonical_origin(&s)),
-            session_max_lifetime,
-            session_idle_timeout,
-            adopt_foreign_tokens: r.bool("ADOPT_FOREIGN_TOKENS"),
-            login_max_failures: r.parsed("LOGIN_MAX_FAILURES", 10, |s| {
-                s.parse::<u32>()
-                    .map_err(|_| format!("{s:?} is not a whole number"))
+            log_json: r.parse("LOG_FORMAT", |s| match s.to_ascii_lowercase().as_str() {
+                "text" => Ok(false),
+                "json" => Ok(true),
+                other => Err(format!("{other:?} is not text or json")),
             }),
-            login_failure_window: r.duration("LOGIN_FAILURE_WINDOW"),
-            trusted_proxies: r.parsed("TRUSTED_PROXIES", Vec::new(), parse_proxies),
-            cookie_api_prefix: r.string("COOKIE_API_PREFIX"),
-            token_api_prefix: r.string("TOKEN_API_PREFIX"),
-            log_json: r.parsed("LOG_FORMAT", false, |s| {
-                match s.to_ascii_lowercase().as_str() {
-                    "text" => Ok(false),
-                    "json" => Ok(true),
-                    other => Err(format!("{other:?} is not text or json")),
-                }
-            }),
-            metrics: r.bool("METRICS"),
+            metrics: r.parse("METRICS", parse_bool),
             metrics_addr: r.optional("METRICS_ADDR"),
         };
-        let mut problems = r.problems;
-        settings.validate(&mut problems);
-        (settings, problems)
+        server.check(&mut r.problems);
+        server
     }
 
-    /// Cross-field rules. Each message names the variable and what it needs.
-    fn validate(&self, problems: &mut Vec<String>) {
+    fn check(&self, problems: &mut Vec<String>) {
         problems.extend(check_listen_addr("BIND_ADDR", &self.bind_addr));
         if let Some(addr) = &self.metrics_addr {
             problems.extend(check_listen_addr("METRICS_ADDR", addr));
@@ -587,152 +1018,52 @@ impl Settings {
                 ));
             }
         }
-        let mut need = |ok: bool, msg: &str| {
-            if !ok {
-                problems.push(msg.to_owned());
-            }
-        };
+        if self.request_body_timeout < Duration::from_millis(100) {
+            problems.push(format!(
+                "REQUEST_BODY_TIMEOUT must be at least 100ms (default {})",
+                default_of("REQUEST_BODY_TIMEOUT")
+            ));
+        }
         need(
-            self.access_token_lifetime >= Duration::from_secs(1),
-            "ACCESS_TOKEN_LIFETIME must be at least 1s",
-        );
-        need(
-            self.refresh_token_lifetime >= Duration::from_secs(1),
-            "REFRESH_TOKEN_LIFETIME must be at least 1s",
-        );
-        need(
-            self.store_timeout >= Duration::from_millis(10),
-            "STORE_TIMEOUT must be at least 10ms",
-        );
-        need(
-            self.request_body_timeout >= Duration::from_millis(100),
-            "REQUEST_BODY_TIMEOUT must be at least 100ms (default 10s)",
-        );
-        need(
+            problems,
             self.shutdown_timeout >= Duration::from_secs(1),
             "SHUTDOWN_TIMEOUT must be at least 1s (it counts whole seconds)",
         );
+    }
+}
+
+impl StoreSettings {
+    /// Reads REDIS_* and STORE_TIMEOUT, and decides the store: Sentinel when sentinels are
+    /// named, else REDIS_URL's Redis, else the cluster, else the in-process store.
+    fn read(r: &mut Reader<'_>) -> Self {
+        let url = r.secret("REDIS_URL");
+        let nodes = r.list("REDIS_CLUSTER_NODES");
+        let sentinels = r.list("REDIS_SENTINELS");
+        let master = r.optional("REDIS_SENTINEL_MASTER");
+        let password = r.secret("REDIS_SENTINEL_PASSWORD");
+        let ca_file = r.optional("REDIS_CA_FILE");
+        let client_cert_file = r.optional("REDIS_CLIENT_CERT_FILE");
+        let client_key_file = r.optional("REDIS_CLIENT_KEY_FILE");
+        let timeout = r.parse("STORE_TIMEOUT", parse_duration);
+        let min_replicas = r.parse("REDIS_MIN_REPLICAS", |s| {
+            s.parse::<u32>()
+                .ok()
+                .filter(|n| *n <= 64)
+                .ok_or_else(|| format!("{s:?} is not a number of replicas (0 to 64)"))
+        });
+        let problems = &mut r.problems;
         need(
-            is_claim_name(&self.user_id_claim),
-            "USER_ID_CLAIM must be a claim name of letters, digits and _ (default user_id)",
+            problems,
+            timeout >= Duration::from_millis(10),
+            "STORE_TIMEOUT must be at least 10ms",
         );
-        need(
-            !matches!(
-                self.user_id_claim.as_str(),
-                "token_type" | "exp" | "iat" | "jti" | "sid" | "iss" | "aud" | "nbf"
-            ),
-            "USER_ID_CLAIM must not be one of the registered claims (token_type, exp, iat, jti, sid, iss, aud, nbf)",
-        );
-        for (var, name) in [
-            ("ACCESS_COOKIE_NAME", &self.access_cookie_name),
-            ("REFRESH_COOKIE_NAME", &self.refresh_cookie_name),
-        ] {
-            if !is_cookie_name(name) {
-                problems.push(format!(
-                    "{var} must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)"
-                ));
-                continue;
-            }
-            // Browsers match the prefixes without regard to case.
-            if (has_prefix(name, "__Host-") || has_prefix(name, "__Secure-")) && !self.cookie_secure
-            {
-                problems.push(format!(
-                    "{var}={name} requires COOKIE_SECURE=true (browsers drop prefixed cookies without Secure)"
-                ));
-            }
-            if has_prefix(name, "__Host-") && self.cookie_domain.is_some() {
-                problems.push(format!(
-                    "{var}={name} forbids COOKIE_DOMAIN (a __Host- cookie is bound to one host)"
-                ));
-            }
-        }
-        if has_prefix(&self.refresh_cookie_name, "__Host-") && self.refresh_cookie_path != "/" {
-            problems.push(format!(
-                "REFRESH_COOKIE_NAME={} requires REFRESH_COOKIE_PATH=/ (a __Host- cookie must have Path=/)",
-                self.refresh_cookie_name
-            ));
-        }
-        if self.access_cookie_name == self.refresh_cookie_name {
-            problems.push("ACCESS_COOKIE_NAME and REFRESH_COOKIE_NAME must differ".into());
-        }
-        if !self.refresh_cookie_path.starts_with('/')
-            || self
-                .refresh_cookie_path
-                .contains([';', ',', ' ', '\t', '\r', '\n'])
-        {
-            problems.push("REFRESH_COOKIE_PATH must be a path starting with / (default /)".into());
-        }
-        if let Some(domain) = &self.cookie_domain
-            && (domain.contains([';', ',', ' ', '/', ':']) || domain.trim_matches('.').is_empty())
-        {
-            problems.push(format!(
-                "COOKIE_DOMAIN={domain:?} is not a domain name (leave it unset for a host-only cookie)"
-            ));
-        }
-        if self.cookie_samesite == SameSite::None && !self.cookie_secure {
-            problems.push(
-                "COOKIE_SAMESITE=None requires COOKIE_SECURE=true (browsers reject SameSite=None cookies without Secure)".into(),
-            );
-        }
-        for origin in &self.cors_allowed_origins {
-            if origin == "*" {
-                problems.push(
-                    "CORS_ALLOWED_ORIGINS must list origins; * cannot be used with credentials"
-                        .into(),
-                );
-            } else if !is_origin(origin) {
-                problems.push(format!(
-                    "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://app.example.com"
-                ));
-            }
-        }
-        if let Some(origin) = &self.public_origin
-            && !is_origin(origin)
-        {
-            problems.push(format!(
-                "PUBLIC_ORIGIN={origin:?} is not an origin like https://auth.example.com"
-            ));
-        }
-        for (var, prefix) in [
-            ("COOKIE_API_PREFIX", &self.cookie_api_prefix),
-            ("TOKEN_API_PREFIX", &self.token_api_prefix),
-        ] {
-            let ok = prefix.starts_with('/')
-                && prefix.ends_with('/')
-                && prefix
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
-            if !ok {
-                problems.push(format!(
-                    "{var}={prefix:?} must be a path that starts and ends with / (like /api/user/token/)"
-                ));
-            }
-        }
-        if self.cookie_api_prefix.starts_with(&self.token_api_prefix)
-            || self.token_api_prefix.starts_with(&self.cookie_api_prefix)
-        {
-            problems.push(format!(
-                "COOKIE_API_PREFIX={} and TOKEN_API_PREFIX={} must not contain one another (their routes would collide)",
-                self.cookie_api_prefix, self.token_api_prefix
-            ));
-        }
-        if self.redis_url.is_some() && !self.redis_cluster_nodes.is_empty() {
+        if url.is_some() && !nodes.is_empty() {
             problems.push("REDIS_URL and REDIS_CLUSTER_NODES are both set: name one store".into());
         }
-        let urls: Vec<(&str, String)> = self
-            .redis_url
+        let urls: Vec<(&str, String)> = url
             .iter()
-            .map(|u| {
-                (
-                    "REDIS_URL",
-                    String::from_utf8_lossy(u.expose()).into_owned(),
-                )
-            })
-            .chain(
-                self.redis_cluster_nodes
-                    .iter()
-                    .map(|n| ("REDIS_CLUSTER_NODES", n.clone())),
-            )
+            .map(|u| ("REDIS_URL", u.expose_text()))
+            .chain(nodes.iter().map(|n| ("REDIS_CLUSTER_NODES", n.clone())))
             .collect();
         for (var, url) in &urls {
             let lower = url.to_ascii_lowercase();
@@ -766,17 +1097,9 @@ impl Settings {
             problems.push("REDIS_CLUSTER_NODES mixes rediss:// and redis:// nodes: name every node with one scheme".into());
         }
         let tls_files = [
-            ("REDIS_CA_FILE", &self.redis_ca_file, "CERTIFICATE"),
-            (
-                "REDIS_CLIENT_CERT_FILE",
-                &self.redis_client_cert_file,
-                "CERTIFICATE",
-            ),
-            (
-                "REDIS_CLIENT_KEY_FILE",
-                &self.redis_client_key_file,
-                "PRIVATE KEY",
-            ),
+            ("REDIS_CA_FILE", &ca_file, "CERTIFICATE"),
+            ("REDIS_CLIENT_CERT_FILE", &client_cert_file, "CERTIFICATE"),
+            ("REDIS_CLIENT_KEY_FILE", &client_key_file, "PRIVATE KEY"),
         ];
         for (var, path, pem) in tls_files {
             let Some(path) = path else { continue };
@@ -791,16 +1114,16 @@ impl Settings {
                 Err(e) => problems.push(format!("{var}={path} cannot be read: {e}")),
             }
         }
-        if !self.redis_sentinels.is_empty() {
-            if !self.redis_cluster_nodes.is_empty() {
+        if !sentinels.is_empty() {
+            if !nodes.is_empty() {
                 problems.push(
                     "REDIS_CLUSTER_NODES and REDIS_SENTINELS are both set: name one store".into(),
                 );
             }
-            if self.redis_sentinel_master.is_none() {
+            if master.is_none() {
                 problems.push("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER, the name of the master group the sentinels monitor".into());
             }
-            for sentinel in &self.redis_sentinels {
+            for sentinel in &sentinels {
                 let ok = sentinel
                     .rsplit_once(':')
                     .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
@@ -810,203 +1133,365 @@ impl Settings {
                     ));
                 }
             }
-        } else if self.redis_sentinel_master.is_some() || self.redis_sentinel_password.is_some() {
+        } else if master.is_some() || password.is_some() {
             problems.push("REDIS_SENTINEL_MASTER and REDIS_SENTINEL_PASSWORD need REDIS_SENTINELS (the sentinels' host:port list)".into());
         }
-        if self.redis_min_replicas > 0 && urls.is_empty() && self.redis_sentinels.is_empty() {
+        let backend = if !sentinels.is_empty() {
+            Backend::Sentinel {
+                sentinels,
+                master: master.unwrap_or_default(),
+                password,
+                data_url: url,
+            }
+        } else if let Some(url) = url {
+            Backend::Redis { url }
+        } else if !nodes.is_empty() {
+            Backend::Cluster {
+                nodes: nodes
+                    .into_iter()
+                    .map(|n| Secret::new(n.into_bytes()))
+                    .collect(),
+            }
+        } else {
+            Backend::InProcess
+        };
+        let store = Self {
+            backend,
+            timeout,
+            min_replicas,
+            ca_file,
+            client_cert_file,
+            client_key_file,
+        };
+        if store.min_replicas > 0 && store.is_in_process() {
             problems.push("REDIS_MIN_REPLICAS needs a Redis (REDIS_URL or REDIS_CLUSTER_NODES): the in-process store has no replicas".into());
         }
-        if self.redis_client_cert_file.is_some() != self.redis_client_key_file.is_some() {
+        if store.client_cert_file.is_some() != store.client_key_file.is_some() {
             problems.push("REDIS_CLIENT_CERT_FILE and REDIS_CLIENT_KEY_FILE go together: set both for mutual TLS, or neither".into());
         }
+        store
+    }
+}
+
+impl TokenSettings {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let algorithm = r.parse("ALGORITHM", |s| {
+            Algorithm::parse(s).ok_or_else(|| {
+                format!(
+                    "{s:?} is not supported (use HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384 or EdDSA)"
+                )
+            })
+        });
+        let signing_key = match r.secret("SIGNING_KEY") {
+            None => SigningKey::Generated {
+                algorithm,
+                secret: random_secret(),
+            },
+            Some(secret) if algorithm.is_hmac() => SigningKey::Hmac { algorithm, secret },
+            Some(private_key) => SigningKey::Pem {
+                algorithm,
+                private_key,
+            },
+        };
+        let tokens = Self {
+            signing_key,
+            verifying_key: r.secret("VERIFYING_KEY"),
+            retired_keys_dir: r.optional("RETIRED_KEYS_DIR").map(PathBuf::from),
+            leeway: r.parse("LEEWAY", parse_duration),
+            issuer: r.optional("ISSUER"),
+            audience: r.optional("AUDIENCE"),
+            user_id_claim: r.string("USER_ID_CLAIM"),
+        };
+        tokens.check(&mut r.problems);
+        tokens
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        if !is_claim_name(&self.user_id_claim) {
+            problems.push(format!(
+                "USER_ID_CLAIM must be a claim name of letters, digits and _ (default {})",
+                default_of("USER_ID_CLAIM")
+            ));
+        }
+        need(
+            problems,
+            !matches!(
+                self.user_id_claim.as_str(),
+                "token_type" | "exp" | "iat" | "jti" | "sid" | "iss" | "aud" | "nbf"
+            ),
+            "USER_ID_CLAIM must not be one of the registered claims (token_type, exp, iat, jti, sid, iss, aud, nbf)",
+        );
+    }
+}
+
+/// A random HMAC secret for a development server started without SIGNING_KEY.
+fn random_secret() -> Secret {
+    use rand::RngCore;
+    let mut key = vec![0u8; 64];
+    rand::thread_rng().fill_bytes(&mut key);
+    Secret::new(key)
+}
+
+impl SessionSettings {
+    fn read(r: &mut Reader<'_>) -> Self {
+        // Unset, or 0: no limit.
+        let mut limit = |name: &str| {
+            r.parse_optional(name, parse_duration)
+                .filter(|d| !d.is_zero())
+        };
+        let max_lifetime = limit("SESSION_MAX_LIFETIME");
+        let idle_timeout = limit("SESSION_IDLE_TIMEOUT");
+        let sessions = Self {
+            access_lifetime: r.parse("ACCESS_TOKEN_LIFETIME", parse_duration),
+            refresh_lifetime: r.parse("REFRESH_TOKEN_LIFETIME", parse_duration),
+            rotate_refresh_tokens: r.parse("ROTATE_REFRESH_TOKENS", parse_bool),
+            blacklist_after_rotation: r.parse("BLACKLIST_AFTER_ROTATION", parse_bool),
+            reuse_interval: r.parse("REFRESH_TOKEN_REUSE_INTERVAL", parse_duration),
+            max_lifetime,
+            idle_timeout,
+            adopt_foreign_tokens: r.parse("ADOPT_FOREIGN_TOKENS", parse_bool),
+            login_max_failures: r.parse("LOGIN_MAX_FAILURES", |s| {
+                s.parse::<u32>()
+                    .map_err(|_| format!("{s:?} is not a whole number"))
+            }),
+            login_failure_window: r.parse("LOGIN_FAILURE_WINDOW", parse_duration),
+        };
+        sessions.check(&mut r.problems);
+        sessions
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        need(
+            problems,
+            self.access_lifetime >= Duration::from_secs(1),
+            "ACCESS_TOKEN_LIFETIME must be at least 1s",
+        );
+        need(
+            problems,
+            self.refresh_lifetime >= Duration::from_secs(1),
+            "REFRESH_TOKEN_LIFETIME must be at least 1s",
+        );
         if self.login_max_failures > 0 && self.login_failure_window.is_zero() {
             problems.push("LOGIN_FAILURE_WINDOW must be longer than 0 (or set LOGIN_MAX_FAILURES=0 to turn limiting off)".into());
         }
-        if self.production {
-            if self.signing_key_generated {
-                problems.push("APP_ENV=production requires SIGNING_KEY (or SIGNING_KEY_FILE): for HS* a random secret of at least 32 bytes, for RS*/ES*/EdDSA a PEM private key (`refreshd keys generate --alg ...` makes either)".into());
-            } else if self.algorithm.is_hmac()
-                && self.signing_key.expose().len() < MIN_HMAC_KEY_BYTES
-            {
+    }
+}
+
+impl CookieSettings {
+    fn read(r: &mut Reader<'_>, production: bool) -> Self {
+        let cookies = Self {
+            access_name: r.string("ACCESS_COOKIE_NAME"),
+            refresh_name: r.string("REFRESH_COOKIE_NAME"),
+            refresh_path: r.string("REFRESH_COOKIE_PATH"),
+            domain: r.optional("COOKIE_DOMAIN"),
+            // Unset (or refused): Secure in production only.
+            secure: r
+                .parse_optional("COOKIE_SECURE", parse_bool)
+                .unwrap_or(production),
+            same_site: r.parse("COOKIE_SAMESITE", |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "lax" => Ok(SameSite::Lax),
+                    "strict" => Ok(SameSite::Strict),
+                    "none" => Ok(SameSite::None),
+                    other => Err(format!("{other:?} is not Lax, Strict or None")),
+                }
+            }),
+        };
+        cookies.check(&mut r.problems);
+        cookies
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        for (var, name) in [
+            ("ACCESS_COOKIE_NAME", &self.access_name),
+            ("REFRESH_COOKIE_NAME", &self.refresh_name),
+        ] {
+            if !is_cookie_name(name) {
                 problems.push(format!(
-                    "SIGNING_KEY is {} bytes; APP_ENV=production requires at least {MIN_HMAC_KEY_BYTES} for {}",
-                    self.signing_key.expose().len(),
-                    self.algorithm.as_str()
+                    "{var} must be a cookie name (letters, digits and !#$%&'*+-.^_`|~)"
+                ));
+                continue;
+            }
+            // Browsers match the prefixes without regard to case.
+            if (has_prefix(name, "__Host-") || has_prefix(name, "__Secure-")) && !self.secure {
+                problems.push(format!(
+                    "{var}={name} requires COOKIE_SECURE=true (browsers drop prefixed cookies without Secure)"
                 ));
             }
-            if self.redis_url.is_none()
-                && self.redis_cluster_nodes.is_empty()
-                && self.redis_sentinels.is_empty()
-            {
-                problems.push("APP_ENV=production requires REDIS_URL (or REDIS_URL_FILE), REDIS_CLUSTER_NODES or REDIS_SENTINELS: the in-process store loses every session on restart and is not shared between instances".into());
+            if has_prefix(name, "__Host-") && self.domain.is_some() {
+                problems.push(format!(
+                    "{var}={name} forbids COOKIE_DOMAIN (a __Host- cookie is bound to one host)"
+                ));
             }
-            if !self.cookie_secure {
-                problems.push(
-                    "APP_ENV=production requires COOKIE_SECURE=true (or leave it unset)".into(),
-                );
-            }
+        }
+        if has_prefix(&self.refresh_name, "__Host-") && self.refresh_path != "/" {
+            problems.push(format!(
+                "REFRESH_COOKIE_NAME={} requires REFRESH_COOKIE_PATH=/ (a __Host- cookie must have Path=/)",
+                self.refresh_name
+            ));
+        }
+        if self.access_name == self.refresh_name {
+            problems.push("ACCESS_COOKIE_NAME and REFRESH_COOKIE_NAME must differ".into());
+        }
+        if !self.refresh_path.starts_with('/')
+            || self
+                .refresh_path
+                .contains([';', ',', ' ', '\t', '\r', '\n'])
+        {
+            problems.push(format!(
+                "REFRESH_COOKIE_PATH must be a path starting with / (default {})",
+                default_of("REFRESH_COOKIE_PATH")
+            ));
+        }
+        if let Some(domain) = &self.domain
+            && (domain.contains([';', ',', ' ', '/', ':']) || domain.trim_matches('.').is_empty())
+        {
+            problems.push(format!(
+                "COOKIE_DOMAIN={domain:?} is not a domain name (leave it unset for a host-only cookie)"
+            ));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            problems.push(
+                "COOKIE_SAMESITE=None requires COOKIE_SECURE=true (browsers reject SameSite=None cookies without Secure)".into(),
+            );
         }
     }
 }
 
-impl Settings {
-    /// Every variable with its effective value, secrets redacted, for `refreshd check-config`.
-    pub fn describe(&self) -> Vec<(&'static str, String)> {
-        let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
-        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "(unset)".into());
-        vec![
-            (
-                "APP_ENV",
-                if self.production {
-                    "production"
-                } else {
-                    "development"
-                }
-                .into(),
-            ),
-            ("BIND_ADDR", self.bind_addr.clone()),
-            (
-                "WORKERS",
-                if self.workers == 0 {
-                    "0 (one per core)".into()
-                } else {
-                    self.workers.to_string()
-                },
-            ),
-            (
-                "REDIS_URL",
-                match &self.redis_url {
-                    Some(url) => redact_url(&String::from_utf8_lossy(url.expose())),
-                    None => "(unset: in-process store)".into(),
-                },
-            ),
-            (
-                "REDIS_CLUSTER_NODES",
-                self.redis_cluster_nodes
-                    .iter()
-                    .map(|u| redact_url(u))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("REDIS_SENTINELS", self.redis_sentinels.join(",")),
-            ("REDIS_SENTINEL_MASTER", opt(&self.redis_sentinel_master)),
-            (
-                "REDIS_SENTINEL_PASSWORD",
-                if self.redis_sentinel_password.is_some() {
-                    "(set)".into()
-                } else {
-                    "(unset)".into()
-                },
-            ),
-            ("REDIS_CA_FILE", opt(&self.redis_ca_file)),
-            ("REDIS_CLIENT_CERT_FILE", opt(&self.redis_client_cert_file)),
-            ("REDIS_CLIENT_KEY_FILE", opt(&self.redis_client_key_file)),
-            ("STORE_TIMEOUT", d(self.store_timeout)),
-            ("REDIS_MIN_REPLICAS", self.redis_min_replicas.to_string()),
-            ("SHUTDOWN_TIMEOUT", d(self.shutdown_timeout)),
-            ("REQUEST_BODY_TIMEOUT", d(self.request_body_timeout)),
-            (
-                "MAX_CONNECTIONS",
-                if self.max_connections == 0 {
-                    "0 (from the descriptor limit)".into()
-                } else {
-                    self.max_connections.to_string()
-                },
-            ),
-            (
-                "SIGNING_KEY",
-                if self.signing_key_generated {
-                    "(random development key)".into()
-                } else {
-                    format!("(set, {} bytes)", self.signing_key.expose().len())
-                },
-            ),
-            ("ALGORITHM", self.algorithm.as_str().into()),
-            (
-                "VERIFYING_KEY",
-                if self.verifying_key.is_some() {
-                    "(set)"
-                } else {
-                    "(unset)"
-                }
-                .into(),
-            ),
-            (
-                "RETIRED_KEYS_DIR",
-                self.retired_keys_dir
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "(unset)".into()),
-            ),
-            ("ACCESS_TOKEN_LIFETIME", d(self.access_token_lifetime)),
-            ("REFRESH_TOKEN_LIFETIME", d(self.refresh_token_lifetime)),
-            (
-                "ROTATE_REFRESH_TOKENS",
-                self.rotate_refresh_tokens.to_string(),
-            ),
-            (
-                "BLACKLIST_AFTER_ROTATION",
-                self.blacklist_after_rotation.to_string(),
-            ),
-            (
-                "REFRESH_TOKEN_REUSE_INTERVAL",
-                d(self.refresh_token_reuse_interval),
-            ),
-            ("LEEWAY", d(self.leeway)),
-            ("ISSUER", opt(&self.issuer)),
-            ("AUDIENCE", opt(&self.audience)),
-            ("USER_ID_CLAIM", self.user_id_claim.clone()),
-            ("ACCESS_COOKIE_NAME", self.access_cookie_name.clone()),
-            ("REFRESH_COOKIE_NAME", self.refresh_cookie_name.clone()),
-            ("COOKIE_DOMAIN", opt(&self.cookie_domain)),
-            ("COOKIE_SECURE", self.cookie_secure.to_string()),
-            ("COOKIE_SAMESITE", self.cookie_samesite.as_str().into()),
-            ("REFRESH_COOKIE_PATH", self.refresh_cookie_path.clone()),
-            ("CORS_ALLOWED_ORIGINS", self.cors_allowed_origins.join(",")),
-            ("PUBLIC_ORIGIN", opt(&self.public_origin)),
-            (
-                "SESSION_MAX_LIFETIME",
-                self.session_max_lifetime
-                    .map(d)
-                    .unwrap_or_else(|| "(unset)".into()),
-            ),
-            (
-                "SESSION_IDLE_TIMEOUT",
-                self.session_idle_timeout
-                    .map(d)
-                    .unwrap_or_else(|| "(unset)".into()),
-            ),
-            (
-                "ADOPT_FOREIGN_TOKENS",
-                self.adopt_foreign_tokens.to_string(),
-            ),
-            ("LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
-            ("LOGIN_FAILURE_WINDOW", d(self.login_failure_window)),
-            (
-                "TRUSTED_PROXIES",
-                self.trusted_proxies
-                    .iter()
-                    .map(|n| n.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            ("COOKIE_API_PREFIX", self.cookie_api_prefix.clone()),
-            ("TOKEN_API_PREFIX", self.token_api_prefix.clone()),
-            (
-                "LOG_FORMAT",
-                if self.log_json { "json" } else { "text" }.into(),
-            ),
-            ("METRICS", self.metrics.to_string()),
-            (
-                "METRICS_ADDR",
-                self.metrics_addr
-                    .clone()
-                    .unwrap_or_else(|| "(unset: /metrics on BIND_ADDR)".into()),
-            ),
-        ]
+impl BrowserSettings {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let browser = Self {
+            allowed_origins: r
+                .string("CORS_ALLOWED_ORIGINS")
+                .split(',')
+                .map(canonical_origin)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            public_origin: r.optional("PUBLIC_ORIGIN").map(|s| canonical_origin(&s)),
+            trusted_proxies: r.parse("TRUSTED_PROXIES", parse_proxies),
+        };
+        browser.check(&mut r.problems);
+        browser
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        for origin in &self.allowed_origins {
+            if origin == "*" {
+                problems.push(
+                    "CORS_ALLOWED_ORIGINS must list origins; * cannot be used with credentials"
+                        .into(),
+                );
+            } else if !is_origin(origin) {
+                problems.push(format!(
+                    "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://app.example.com"
+                ));
+            }
+        }
+        if let Some(origin) = &self.public_origin
+            && !is_origin(origin)
+        {
+            problems.push(format!(
+                "PUBLIC_ORIGIN={origin:?} is not an origin like https://auth.example.com"
+            ));
+        }
     }
 }
 
+impl RouteSettings {
+    fn read(r: &mut Reader<'_>) -> Self {
+        let routes = Self {
+            cookie_api: r.string("COOKIE_API_PREFIX"),
+            token_api: r.string("TOKEN_API_PREFIX"),
+        };
+        routes.check(&mut r.problems);
+        routes
+    }
+
+    fn check(&self, problems: &mut Vec<String>) {
+        for (var, prefix) in [
+            ("COOKIE_API_PREFIX", &self.cookie_api),
+            ("TOKEN_API_PREFIX", &self.token_api),
+        ] {
+            let ok = prefix.starts_with('/')
+                && prefix.ends_with('/')
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.'));
+            if !ok {
+                problems.push(format!(
+                    "{var}={prefix:?} must be a path that starts and ends with / (like /api/user/token/)"
+                ));
+            }
+        }
+        if self.cookie_api.starts_with(&self.token_api)
+            || self.token_api.starts_with(&self.cookie_api)
+        {
+            problems.push(format!(
+                "COOKIE_API_PREFIX={} and TOKEN_API_PREFIX={} must not contain one another (their routes would collide)",
+                self.cookie_api, self.token_api
+            ));
+        }
+    }
+}
+
+/// A value as `check-config` shows it; an unset option is `(unset)`, a secret only `(set)`.
+trait Show {
+    fn show(&self) -> String;
+}
+
+impl Show for Duration {
+    fn show(&self) -> String {
+        humantime::format_duration(*self).to_string()
+    }
+}
+
+impl Show for String {
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Show for bool {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Show for u32 {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Show for IpNet {
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Show for PathBuf {
+    fn show(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl Show for Secret {
+    fn show(&self) -> String {
+        "(set)".into()
+    }
+}
+
+impl<T: Show> Show for Option<T> {
+    fn show(&self) -> String {
+        self.as_ref().map_or_else(|| "(unset)".into(), T::show)
+    }
+}
+
+impl<T: Show> Show for Vec<T> {
+    fn show(&self) -> String {
+        self.iter().map(T::show).collect::<Vec<_>>().join(",")
+    }
+}
 /// A URL with any password replaced by `***`.
 fn redact_url(url: &str) -> String {
     match url.split_once("://") {
@@ -1116,32 +1601,37 @@ mod tests {
     #[test]
     fn defaults_give_a_working_development_server() {
         let s = settings(&[]).unwrap();
-        assert!(!s.production);
-        assert_eq!(s.bind_addr, "127.0.0.1:8000");
-        assert!(s.redis_url.is_none());
-        assert!(s.signing_key_generated);
-        assert_eq!(s.signing_key.expose().len(), 64);
-        assert_eq!(s.algorithm, Algorithm::HS256);
-        assert_eq!(s.access_token_lifetime, Duration::from_secs(900));
-        assert_eq!(s.refresh_token_lifetime, Duration::from_secs(30 * 86400));
-        assert!(s.rotate_refresh_tokens && s.blacklist_after_rotation);
-        assert_eq!(s.refresh_token_reuse_interval, Duration::from_secs(10));
-        assert_eq!(s.leeway, Duration::ZERO);
-        assert_eq!(s.user_id_claim, "user_id");
-        assert_eq!(s.access_cookie_name, "access_token");
-        assert_eq!(s.refresh_cookie_name, "refresh_token");
-        assert!(!s.cookie_secure);
-        assert_eq!(s.cookie_samesite, SameSite::Lax);
-        assert_eq!(s.refresh_cookie_path, "/");
-        assert!(s.cors_allowed_origins.is_empty());
-        assert!(s.session_max_lifetime.is_none());
-        assert_eq!(s.login_max_failures, 10);
-        assert_eq!(s.login_failure_window, Duration::from_secs(900));
-        assert_eq!(s.request_body_timeout, Duration::from_secs(10));
-        assert_eq!(s.max_connections, 0);
+        assert!(!s.server.production);
+        assert_eq!(s.server.bind_addr, "127.0.0.1:8000");
+        assert!(s.store.is_in_process() && s.store.redis_url().is_none());
+        let SigningKey::Generated { algorithm, secret } = &s.tokens.signing_key else {
+            panic!(
+                "no SIGNING_KEY: a generated key, not {:?}",
+                s.tokens.signing_key
+            );
+        };
+        assert_eq!(secret.expose().len(), 64);
+        assert_eq!(*algorithm, Algorithm::HS256);
+        assert_eq!(s.sessions.access_lifetime, Duration::from_secs(900));
+        assert_eq!(s.sessions.refresh_lifetime, Duration::from_secs(30 * 86400));
+        assert!(s.sessions.rotate_refresh_tokens && s.sessions.blacklist_after_rotation);
+        assert_eq!(s.sessions.reuse_interval, Duration::from_secs(10));
+        assert_eq!(s.tokens.leeway, Duration::ZERO);
+        assert_eq!(s.tokens.user_id_claim, "user_id");
+        assert_eq!(s.cookies.access_name, "access_token");
+        assert_eq!(s.cookies.refresh_name, "refresh_token");
+        assert!(!s.cookies.secure);
+        assert_eq!(s.cookies.same_site, SameSite::Lax);
+        assert_eq!(s.cookies.refresh_path, "/");
+        assert!(s.browser.allowed_origins.is_empty());
+        assert!(s.sessions.max_lifetime.is_none());
+        assert_eq!(s.sessions.login_max_failures, 10);
+        assert_eq!(s.sessions.login_failure_window, Duration::from_secs(900));
+        assert_eq!(s.server.request_body_timeout, Duration::from_secs(10));
+        assert_eq!(s.server.max_connections, 0);
         let s = settings(&[("REQUEST_BODY_TIMEOUT", "15m"), ("MAX_CONNECTIONS", "500")]).unwrap();
-        assert_eq!(s.request_body_timeout, Duration::from_secs(900));
-        assert_eq!(s.max_connections, 500);
+        assert_eq!(s.server.request_body_timeout, Duration::from_secs(900));
+        assert_eq!(s.server.max_connections, 500);
         assert!(settings(&[("REQUEST_BODY_TIMEOUT", "0")]).is_err());
         assert!(settings(&[("MAX_CONNECTIONS", "3")]).is_err());
     }
@@ -1192,7 +1682,10 @@ mod tests {
             ("REDIS_URL", "redis://127.0.0.1:1/"),
         ])
         .unwrap();
-        assert!(s.cookie_secure, "production defaults COOKIE_SECURE to true");
+        assert!(
+            s.cookies.secure,
+            "production defaults COOKIE_SECURE to true"
+        );
     }
 
     #[test]
@@ -1246,7 +1739,7 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(
-            s.cors_allowed_origins,
+            s.browser.allowed_origins,
             vec!["https://app.example.com", "http://localhost:5173"]
         );
         // Spelled as a browser sends an Origin: CORS matches exactly, so a listed
@@ -1260,14 +1753,17 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            s.cors_allowed_origins,
+            s.browser.allowed_origins,
             vec![
                 "https://app.example.com",
                 "http://localhost",
                 "http://x.example:8080"
             ]
         );
-        assert_eq!(s.public_origin.as_deref(), Some("https://auth.example.com"));
+        assert_eq!(
+            s.browser.public_origin.as_deref(),
+            Some("https://auth.example.com")
+        );
     }
 
     #[test]
@@ -1278,8 +1774,10 @@ mod tests {
         std::fs::write(&path, "from-a-file-0123456789-0123456789\n").unwrap();
         let path = path.to_str().unwrap();
         let s = settings(&[("SIGNING_KEY_FILE", path)]).unwrap();
-        assert_eq!(s.signing_key.expose(), b"from-a-file-0123456789-0123456789");
-        assert!(!s.signing_key_generated);
+        let SigningKey::Hmac { secret, .. } = &s.tokens.signing_key else {
+            panic!("a given HS256 key, not {:?}", s.tokens.signing_key);
+        };
+        assert_eq!(secret.expose(), b"from-a-file-0123456789-0123456789");
         let p = problems(&[("SIGNING_KEY_FILE", path), ("SIGNING_KEY", "x")]);
         assert_eq!(
             p,
@@ -1311,7 +1809,14 @@ mod tests {
             ("REDIS_SENTINEL_PASSWORD", "s3cret"),
         ])
         .unwrap();
-        assert_eq!(s.redis_sentinels, ["10.0.0.5:26379", "10.0.0.6:26379"]);
+        let Backend::Sentinel {
+            sentinels, master, ..
+        } = &s.store.backend
+        else {
+            panic!("sentinels named: {:?}", s.store.backend);
+        };
+        assert_eq!(sentinels, &["10.0.0.5:26379", "10.0.0.6:26379"]);
+        assert_eq!(master, "refreshd");
         assert!(!format!("{:?}", s.describe()).contains("s3cret"));
         let p = problems(&[("REDIS_SENTINELS", "10.0.0.5")]);
         assert!(
@@ -1331,7 +1836,7 @@ mod tests {
     #[test]
     fn redis_min_replicas_is_a_small_number_and_needs_a_redis() {
         let s = settings(&[("REDIS_URL", "redis://cache/"), ("REDIS_MIN_REPLICAS", "2")]).unwrap();
-        assert_eq!(s.redis_min_replicas, 2);
+        assert_eq!(s.store.min_replicas, 2);
         let p = problems(&[
             ("REDIS_URL", "redis://cache/"),
             ("REDIS_MIN_REPLICAS", "one"),
@@ -1406,11 +1911,65 @@ mod tests {
         );
         assert!(text.contains("redis://app:***@cache:6379/0"), "{text}");
         let names: Vec<&str> = s.describe().iter().map(|(n, _)| *n).collect();
-        for (var, _) in VARIABLES {
-            if *var != "RUST_LOG" {
-                assert!(names.contains(var), "check-config does not show {var}");
+        let declared: Vec<&str> = VARIABLES
+            .iter()
+            .filter(|v| v.name != "RUST_LOG")
+            .map(|v| v.name)
+            .collect();
+        assert_eq!(
+            names, declared,
+            "check-config shows every variable, in order"
+        );
+    }
+
+    #[test]
+    fn no_variable_declared_secret_is_ever_shown() {
+        // Alone, and beside sentinels (where REDIS_URL carries the data nodes' credentials).
+        let contexts: [&[(&str, &str)]; 2] = [
+            &[],
+            &[
+                ("REDIS_SENTINELS", "10.0.0.5:26379"),
+                ("REDIS_SENTINEL_MASTER", "refreshd"),
+            ],
+        ];
+        for context in contexts {
+            for v in VARIABLES.iter().filter(|v| v.secret) {
+                let value = format!("redis://user:hunter2-{}@cache:6379/", v.name);
+                let mut map: HashMap<&str, &str> = context.iter().copied().collect();
+                map.insert(v.name, &value);
+                let (s, _) =
+                    Settings::from_lookup_with_problems(|k| map.get(k).map(|v| v.to_string()));
+                let shown = format!("{:?} {s:?}", s.describe());
+                assert!(!shown.contains("hunter2"), "{} shows: {shown}", v.name);
             }
         }
+    }
+
+    #[test]
+    fn every_declared_variable_is_read_and_every_default_parses() {
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        let s = Settings::from_lookup(|k| {
+            asked.borrow_mut().push(k.to_owned());
+            None
+        });
+        assert!(s.is_ok(), "the defaults are a valid configuration: {s:?}");
+        let asked = asked.into_inner();
+        for v in VARIABLES {
+            assert_eq!(
+                asked.iter().any(|a| a == v.name),
+                v.show.is_some(),
+                "{} is declared, but Settings reads it: {}",
+                v.name,
+                v.show.is_some()
+            );
+            if v.from_file {
+                assert!(asked.contains(&format!("{}_FILE", v.name)), "{}", v.name);
+            }
+        }
+        for name in &asked {
+            assert!(is_variable(name), "{name} is read but not declared");
+        }
+        assert!(is_variable("SIGNING_KEY_FILE") && !is_variable("LEEWAY_FILE"));
     }
 
     #[test]
@@ -1427,8 +1986,8 @@ mod tests {
     #[test]
     fn route_prefixes_must_be_paths_that_cannot_collide() {
         let s = settings(&[("TOKEN_API_PREFIX", "/api/user/token/")]).unwrap();
-        assert_eq!(s.token_api_prefix, "/api/user/token/");
-        assert_eq!(s.cookie_api_prefix, "/api/auth/");
+        assert_eq!(s.routes.token_api, "/api/user/token/");
+        assert_eq!(s.routes.cookie_api, "/api/auth/");
         assert!(problems(&[("TOKEN_API_PREFIX", "api/token")])[0].starts_with("TOKEN_API_PREFIX"));
         let p = problems(&[("COOKIE_API_PREFIX", "/api/")]);
         assert!(p[0].contains("must not contain one another"), "{p:#?}");
@@ -1463,7 +2022,10 @@ mod tests {
             "[::1]:0",
             "refreshd:8000",
         ] {
-            assert_eq!(settings(&[("BIND_ADDR", good)]).unwrap().bind_addr, good);
+            assert_eq!(
+                settings(&[("BIND_ADDR", good)]).unwrap().server.bind_addr,
+                good
+            );
         }
         let p = problems(&[("METRICS_ADDR", "9100")]);
         assert!(
@@ -1473,8 +2035,8 @@ mod tests {
         let p = problems(&[("METRICS_ADDR", "127.0.0.1:8000")]);
         assert!(p[0].contains("is BIND_ADDR"), "{p:#?}");
         let s = settings(&[("METRICS_ADDR", "127.0.0.1:9100")]).unwrap();
-        assert_eq!(s.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
-        assert!(settings(&[]).unwrap().metrics_addr.is_none());
+        assert_eq!(s.server.metrics_addr.as_deref(), Some("127.0.0.1:9100"));
+        assert!(settings(&[]).unwrap().server.metrics_addr.is_none());
     }
 
     #[test]
@@ -1496,67 +2058,105 @@ mod tests {
     #[test]
     fn trusted_proxies_take_addresses_and_ranges() {
         let s = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]).unwrap();
-        assert_eq!(s.trusted_proxies.len(), 3);
+        assert_eq!(s.browser.trusted_proxies.len(), 3);
         assert!(problems(&[("TRUSTED_PROXIES", "proxy.local")])[0].starts_with("TRUSTED_PROXIES"));
     }
 
-    #[test]
-    fn the_readme_settings_table_lists_every_variable_with_its_default() {
-        let text = include_str!("../README.md");
-        let table = text
-            .split("## Settings")
-            .nth(1)
-            .expect("the README has a Settings section");
-        for (name, default) in VARIABLES {
-            let row = table
-                .lines()
-                .find(|l| l.starts_with(&format!("| `{name}` |")))
-                .unwrap_or_else(|| panic!("the README's settings table has no row for {name}"));
-            let shown = row.split('|').nth(2).unwrap().trim();
-            if default.is_empty() {
-                assert!(
-                    !shown.starts_with("``") && !shown.is_empty(),
-                    "{name}: {row}"
-                );
-            } else {
-                assert!(
-                    shown.starts_with(&format!("`{default}`")),
-                    "the README gives {name} the default {shown}, the code {default}"
-                );
-            }
+    /// `.env.example`, from the declarations: each variable's doc (as plain text) over its default.
+    fn env_example() -> String {
+        let from_file: Vec<&str> = VARIABLES
+            .iter()
+            .filter(|v| v.from_file)
+            .map(|v| v.name)
+            .collect();
+        let (last, rest) = from_file
+            .split_last()
+            .expect("some secrets come from files");
+        let mut text = format!(
+            "# refreshd settings. Copy to .env and edit; real environment variables win over .env.\n\
+             # Every line below shows the default. Durations take seconds (900) or units (10s, 15m, 12h, 30d).\n\
+             # {} and {last} may instead be given as NAME_FILE=/path/to/file.\n\
+             # Made from VARIABLES in src/config.rs: edit there, then run UPDATE_SETTINGS_DOCS=1 cargo test --lib config\n",
+            rest.join(", ")
+        );
+        for v in VARIABLES {
+            text.push_str(&format!(
+                "\n# {}\n{}={}\n",
+                v.doc.replace('`', ""),
+                v.name,
+                v.default
+            ));
         }
+        text
+    }
+
+    /// The README's settings table, from the declarations.
+    fn readme_table() -> String {
+        let mut table = String::from("| variable | default | meaning |\n| --- | --- | --- |\n");
+        for v in VARIABLES {
+            assert!(
+                !v.doc.contains('|'),
+                "{}: a | in its doc breaks the table",
+                v.name
+            );
+            let default = if v.default.is_empty() {
+                "unset".to_owned()
+            } else {
+                format!("`{}`", v.default)
+            };
+            table.push_str(&format!("| `{}` | {default} | {} |\n", v.name, v.doc));
+        }
+        table
+    }
+
+    /// Compares a file with what the declarations make of it; with UPDATE_SETTINGS_DOCS set,
+    /// rewrites it instead.
+    fn same_as_declared(file: &str, made: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        if text == made {
+            return;
+        }
+        if std::env::var_os("UPDATE_SETTINGS_DOCS").is_some() {
+            std::fs::write(&path, made).unwrap();
+            return;
+        }
+        let first = text
+            .lines()
+            .zip(made.lines())
+            .find(|(a, b)| a != b)
+            .map_or_else(
+                || "(one is longer)".into(),
+                |(a, b)| format!("{a}\n  declared: {b}"),
+            );
+        panic!(
+            "{file} differs from config::VARIABLES at:\n  file:     {first}\nRun UPDATE_SETTINGS_DOCS=1 cargo test --lib config to remake it"
+        );
     }
 
     #[test]
-    fn the_env_example_lists_every_variable_with_its_default() {
-        let text = include_str!("../.env.example");
-        let mut listed = Vec::new();
-        for line in text.lines() {
-            let line = line.trim_start_matches('#').trim();
-            if let Some((name, value)) = line.split_once('=')
-                && !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-            {
-                listed.push((name.to_owned(), value.to_owned()));
-            }
-        }
-        for (name, default) in VARIABLES {
-            let found = listed.iter().find(|(n, _)| n == name);
-            let Some((_, value)) = found else {
-                panic!(".env.example does not list {name}");
-            };
-            assert_eq!(
-                value, default,
-                ".env.example gives {name} a default other than the code's"
-            );
-        }
-        for (name, _) in &listed {
-            let known = VARIABLES.iter().any(|(n, _)| n == name)
-                || FILE_VARIABLES.iter().any(|f| format!("{f}_FILE") == *name);
-            assert!(
-                known,
-                ".env.example lists {name}, which the code does not read"
-            );
-        }
+    fn the_env_example_is_made_from_the_declarations() {
+        same_as_declared(".env.example", &env_example());
+    }
+
+    #[test]
+    fn the_readme_settings_table_is_made_from_the_declarations() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text
+            .find("| variable | default | meaning |")
+            .expect("the README has its settings table");
+        let len = text[start..]
+            .split_inclusive('\n')
+            .take_while(|l| l.starts_with('|'))
+            .map(str::len)
+            .sum::<usize>();
+        let made = format!(
+            "{}{}{}",
+            &text[..start],
+            readme_table(),
+            &text[start + len..]
+        );
+        same_as_declared("README.md", &made);
     }
 }

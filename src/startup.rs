@@ -11,7 +11,7 @@ use actix_web::middleware::Logger;
 use actix_web::{App, HttpMessage, HttpServer, web};
 
 use crate::auth::{self, AuthService};
-use crate::config::Settings;
+use crate::config::{Backend, CookieSettings, Settings, StoreSettings};
 use crate::domain::Username;
 use crate::http::{self, AppState};
 use crate::metrics::Metrics;
@@ -41,40 +41,35 @@ pub enum StartupError {
     },
 }
 
-/// The store the settings name: Redis with REDIS_URL, otherwise the in-process one.
-/// With `metrics`, every Redis call is timed.
+/// The store the settings name: a Redis (one, a cluster, or the master sentinels name), or
+/// the in-process one. With `metrics`, every Redis call is timed.
 pub async fn open_store(
-    settings: &Settings,
+    settings: &StoreSettings,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<Arc<dyn Store>, StoreError> {
-    let store = match &settings.redis_url {
-        _ if !settings.redis_sentinels.is_empty() => {
+    let store = match &settings.backend {
+        Backend::InProcess => return Ok(Arc::new(MemoryStore::new())),
+        Backend::Redis { url } => {
+            RedisStore::connect_with(&url.expose_text(), &redis_options(settings)?).await?
+        }
+        Backend::Cluster { nodes } => {
+            let nodes: Vec<String> = nodes.iter().map(|n| n.expose_text()).collect();
+            RedisStore::connect_cluster_with(&nodes, &redis_options(settings)?).await?
+        }
+        Backend::Sentinel {
+            sentinels,
+            master,
+            password,
+            data_url,
+        } => {
             let sentinel = SentinelConfig {
-                sentinels: settings.redis_sentinels.clone(),
-                master: settings.redis_sentinel_master.clone().unwrap_or_default(),
-                password: settings
-                    .redis_sentinel_password
-                    .as_ref()
-                    .map(|p| String::from_utf8_lossy(p.expose()).into_owned()),
-                data_url: settings
-                    .redis_url
-                    .as_ref()
-                    .map(|u| String::from_utf8_lossy(u.expose()).into_owned()),
+                sentinels: sentinels.clone(),
+                master: master.clone(),
+                password: password.as_ref().map(|p| p.expose_text()),
+                data_url: data_url.as_ref().map(|u| u.expose_text()),
             };
             RedisStore::connect_sentinel(sentinel, &redis_options(settings)?).await?
         }
-        Some(url) => {
-            let url = String::from_utf8_lossy(url.expose()).into_owned();
-            RedisStore::connect_with(&url, &redis_options(settings)?).await?
-        }
-        None if !settings.redis_cluster_nodes.is_empty() => {
-            RedisStore::connect_cluster_with(
-                &settings.redis_cluster_nodes,
-                &redis_options(settings)?,
-            )
-            .await?
-        }
-        None => return Ok(Arc::new(MemoryStore::new())),
     };
     Ok(Arc::new(match metrics {
         Some(m) => store.with_metrics(m),
@@ -83,7 +78,7 @@ pub async fn open_store(
 }
 
 /// The store's deadline and TLS material, the files read now (validation saw them readable).
-fn redis_options(settings: &Settings) -> Result<RedisOptions, StoreError> {
+fn redis_options(settings: &StoreSettings) -> Result<RedisOptions, StoreError> {
     let read = |var: &str, path: &Option<String>| {
         path.as_ref()
             .map(|p| {
@@ -91,13 +86,13 @@ fn redis_options(settings: &Settings) -> Result<RedisOptions, StoreError> {
             })
             .transpose()
     };
-    let cert = read("REDIS_CLIENT_CERT_FILE", &settings.redis_client_cert_file)?;
-    let key = read("REDIS_CLIENT_KEY_FILE", &settings.redis_client_key_file)?;
+    let cert = read("REDIS_CLIENT_CERT_FILE", &settings.client_cert_file)?;
+    let key = read("REDIS_CLIENT_KEY_FILE", &settings.client_key_file)?;
     Ok(RedisOptions {
-        timeout: settings.store_timeout,
-        ca: read("REDIS_CA_FILE", &settings.redis_ca_file)?,
+        timeout: settings.timeout,
+        ca: read("REDIS_CA_FILE", &settings.ca_file)?,
         client_cert: cert.zip(key),
-        min_replicas: settings.redis_min_replicas,
+        min_replicas: settings.min_replicas,
     })
 }
 
@@ -112,8 +107,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let metrics = Arc::new(Metrics::new(settings.metrics, http::routes::ROUTE_NAMES));
-        let store = open_store(&settings, Some(metrics.clone())).await?;
+        let metrics = Arc::new(Metrics::new(
+            settings.server.metrics,
+            http::routes::ROUTE_NAMES,
+        ));
+        let store = open_store(&settings.store, Some(metrics.clone())).await?;
         Self::build_with_store(settings, store, metrics).await
     }
 
@@ -132,19 +130,24 @@ impl Application {
             let port = listener.local_addr().map_err(bind_error)?.port();
             Ok::<_, StartupError>((listener, port))
         };
-        let (listener, port) = bind(&settings.bind_addr)?;
-        let private_listener = match &settings.metrics_addr {
+        let server = &settings.server;
+        let (listener, port) = bind(&server.bind_addr)?;
+        let private_listener = match &server.metrics_addr {
             Some(addr) => Some(bind(addr)?),
             None => None,
         };
         let bind_error = |source| StartupError::Bind {
-            addr: settings.bind_addr.clone(),
+            addr: server.bind_addr.clone(),
             source,
         };
         announce(&settings, store.as_ref()).await?;
         let state = web::Data::new(AppState::new(
             &settings,
-            AuthService::new(&settings, TokenCodec::new(&settings)?, store.clone()),
+            AuthService::new(
+                &settings.sessions,
+                TokenCodec::new(&settings.tokens)?,
+                store.clone(),
+            ),
             metrics.clone(),
         ));
         let private = match private_listener {
@@ -158,11 +161,11 @@ impl Application {
                 })
                 .listen(listener)
                 .map_err(|source| StartupError::Bind {
-                    addr: settings.metrics_addr.clone().unwrap_or_default(),
+                    addr: server.metrics_addr.clone().unwrap_or_default(),
                     source,
                 })?
                 .workers(1)
-                .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
+                .shutdown_timeout(server.shutdown_timeout.as_secs().max(1))
                 .disable_signals()
                 .run();
                 log::info!(
@@ -173,27 +176,27 @@ impl Application {
             None => None,
         };
         let public_metrics = state.public_metrics;
-        let cors_settings = settings.clone();
-        let prefixes = state.prefixes.clone();
+        let browser = settings.browser.clone();
+        let routes = settings.routes.clone();
         let app_metrics = metrics.clone();
-        let workers = if settings.workers > 0 {
-            settings.workers
+        let workers = if server.workers > 0 {
+            server.workers
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         };
-        let max_connections = http::deadline::connection_limit(settings.max_connections, workers);
+        let max_connections = http::deadline::connection_limit(server.max_connections, workers);
         log::info!(
             "at most {max_connections} connections at once (MAX_CONNECTIONS; open-file limit {}); request bodies time out after {}",
             http::deadline::open_file_limit().map_or("unlimited".into(), |n| n.to_string()),
-            humantime::format_duration(settings.request_body_timeout)
+            humantime::format_duration(server.request_body_timeout)
         );
         let deadlines =
-            http::deadline::BodyDeadlines::new(settings.request_body_timeout, max_connections);
+            http::deadline::BodyDeadlines::new(server.request_body_timeout, max_connections);
         let connections = deadlines.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(http::cors(&cors_settings))
+                .wrap(http::cors(&browser))
                 // Path only: a query string or a header could carry a token.
                 .wrap(
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
@@ -235,7 +238,7 @@ impl Application {
                         }
                     }
                 })
-                .configure(|cfg| http::routes::configure(cfg, &prefixes, public_metrics))
+                .configure(|cfg| http::routes::configure(cfg, &routes, public_metrics))
                 .default_service(web::to(http::routes::not_found))
         })
         .on_connect(move |_, extensions| {
@@ -245,7 +248,7 @@ impl Application {
         .max_connections(max_connections.div_ceil(workers))
         .listen(listener)
         .map_err(bind_error)?
-        .shutdown_timeout(settings.shutdown_timeout.as_secs().max(1))
+        .shutdown_timeout(server.shutdown_timeout.as_secs().max(1))
         // actix would stop at once on SIGINT; `stop_on` drains on both.
         .disable_signals();
         let server = server.workers(workers).run();
@@ -334,55 +337,56 @@ impl StopSignals {
 /// Logs the mode the server runs in, and seeds the demo user on a development in-process store.
 /// In production, refuses a store where `demo`/`demo` would log in.
 async fn announce(settings: &Settings, store: &dyn Store) -> Result<(), StartupError> {
-    if settings.production {
+    let production = settings.server.production;
+    if production {
         refuse_demo_account(store).await?;
     }
-    if settings.signing_key_generated {
+    if matches!(
+        settings.tokens.signing_key,
+        crate::config::SigningKey::Generated { .. }
+    ) {
         log::warn!(
             "no SIGNING_KEY: using a random development key; tokens will not survive a restart"
         );
     }
-    if let Some(advice) = host_prefix_advice(settings) {
+    if let Some(advice) = host_prefix_advice(&settings.cookies) {
         log::warn!("{advice}");
     }
-    if !settings.blacklist_after_rotation {
+    if !settings.sessions.blacklist_after_rotation {
         log::warn!(
             "BLACKLIST_AFTER_ROTATION=false: rotated-out refresh tokens stay valid until they expire, and reuse detection is off"
         );
     }
-    if store.kind() == "memory" {
-        log::info!(
-            "no REDIS_URL: using the in-process store (sessions are lost on restart and not shared between instances)"
-        );
-        if !settings.production {
-            let demo = Username::parse("demo").expect("a valid username");
-            if store.user_by_username(&demo).await?.is_none() {
-                store.add_user(&auth::new_user(demo, "demo", None)).await?;
-                log::info!("demo user created: username \"demo\", password \"demo\"");
-            }
-        }
-    } else {
-        if !settings.redis_sentinels.is_empty() {
+    match &settings.store.backend {
+        Backend::InProcess => {
             log::info!(
-                "using the Redis master the sentinels (REDIS_SENTINELS) name for REDIS_SENTINEL_MASTER"
+                "no REDIS_URL: using the in-process store (sessions are lost on restart and not shared between instances)"
             );
-        } else if settings.redis_cluster_nodes.is_empty() {
-            log::info!("using Redis at REDIS_URL");
-        } else {
-            log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES");
+            if !production {
+                let demo = Username::parse("demo").expect("a valid username");
+                if store.user_by_username(&demo).await?.is_none() {
+                    store.add_user(&auth::new_user(demo, "demo", None)).await?;
+                    log::info!("demo user created: username \"demo\", password \"demo\"");
+                }
+            }
+            return Ok(());
         }
-        check_fitness(settings, store).await?;
+        Backend::Sentinel { .. } => log::info!(
+            "using the Redis master the sentinels (REDIS_SENTINELS) name for REDIS_SENTINEL_MASTER"
+        ),
+        Backend::Redis { .. } => log::info!("using Redis at REDIS_URL"),
+        Backend::Cluster { .. } => log::info!("using the Redis Cluster at REDIS_CLUSTER_NODES"),
     }
-    Ok(())
+    check_fitness(production, store).await
 }
 
 /// SPEC 5: an evicting Redis is refused in production and reported otherwise; one that keeps
 /// nothing on disk is reported.
-async fn check_fitness(settings: &Settings, store: &dyn Store) -> Result<(), StartupError> {
+async fn check_fitness(production: bool, store: &dyn Store) -> Result<(), StartupError> {
     let fitness = store.fitness().await?;
     match fitness.eviction {
         Eviction::Never => {}
-        Eviction::Evicts { policy, maxmemory } if settings.production => {
+        Eviction::Evicts { policy, maxmemory } if production => {
             return Err(StartupError::Evicting { policy, maxmemory });
         }
         Eviction::Evicts { policy, maxmemory } => log::warn!(
@@ -430,8 +434,8 @@ async fn refuse_demo_account(store: &dyn Store) -> Result<(), StartupError> {
 /// can set a cookie of the same name for the parent domain and so shadow or plant the session
 /// cookies (cookie tossing); browsers refuse a `__Host-` cookie that is not host-only, Secure and
 /// on Path=/.
-fn host_prefix_advice(settings: &Settings) -> Option<String> {
-    if !settings.cookie_secure || settings.cookie_domain.is_some() {
+fn host_prefix_advice(cookies: &CookieSettings) -> Option<String> {
+    if !cookies.secure || cookies.domain.is_some() {
         return None;
     }
     let prefixed = |name: &str| {
@@ -439,21 +443,18 @@ fn host_prefix_advice(settings: &Settings) -> Option<String> {
             .is_some_and(|p| p.eq_ignore_ascii_case("__Host-"))
     };
     let mut names = Vec::new();
-    if !prefixed(&settings.access_cookie_name) {
-        names.push(format!(
-            "ACCESS_COOKIE_NAME=__Host-{}",
-            settings.access_cookie_name
-        ));
+    if !prefixed(&cookies.access_name) {
+        names.push(format!("ACCESS_COOKIE_NAME=__Host-{}", cookies.access_name));
     }
-    if !prefixed(&settings.refresh_cookie_name) {
-        let path = if settings.refresh_cookie_path == "/" {
+    if !prefixed(&cookies.refresh_name) {
+        let path = if cookies.refresh_path == "/" {
             ""
         } else {
             " with REFRESH_COOKIE_PATH=/"
         };
         names.push(format!(
             "REFRESH_COOKIE_NAME=__Host-{}{path}",
-            settings.refresh_cookie_name
+            cookies.refresh_name
         ));
     }
     (!names.is_empty()).then(|| {

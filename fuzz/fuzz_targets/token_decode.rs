@@ -20,7 +20,7 @@ fn codec() -> &'static TokenCodec {
     CODEC.get_or_init(|| {
         let settings = Settings::from_lookup(|k| (k == "SIGNING_KEY").then(|| KEY.to_owned()))
             .unwrap();
-        TokenCodec::new(&settings).unwrap()
+        TokenCodec::new(&settings.tokens).unwrap()
     })
 }
 

@@ -1,6 +1,6 @@
 //! The flows: login, refresh (rotation, reuse interval, reuse detection), logout and access-token
 //! authentication. Both HTTP skins call these; nothing here knows about HTTP. Depends on
-//! `tokens`, `store` and `domain`.
+//! `tokens`, `store`, `domain` and `config` only.
 
 pub mod import;
 pub mod passwords;
@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::config::Settings;
+use crate::config::SessionSettings;
 use crate::domain::{Claims, Jti, SessionId, TokenType, User, UserId, Username};
 use crate::store::{
     AnswerKind, CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshClaims, RefreshOutcome,
@@ -104,21 +104,11 @@ pub struct Refreshed {
     pub tokens: IssuedTokens,
 }
 
-/// The policy knobs the flows read, copied out of Settings once.
-struct Policy {
-    access_lifetime: u64,
-    refresh_lifetime: u64,
-    rotation: RotationPolicy,
-    session_max_lifetime: Option<u64>,
-    login_max_failures: u32,
-    login_failure_window: Duration,
-}
-
 pub struct AuthService {
     codec: TokenCodec,
     store: Arc<dyn Store>,
     passwords: Passwords,
-    policy: Policy,
+    sessions: SessionSettings,
 }
 
 pub fn now_ms() -> u64 {
@@ -129,27 +119,40 @@ pub fn now_ms() -> u64 {
 }
 
 impl AuthService {
-    pub fn new(settings: &Settings, codec: TokenCodec, store: Arc<dyn Store>) -> Self {
+    pub fn new(sessions: &SessionSettings, codec: TokenCodec, store: Arc<dyn Store>) -> Self {
         Self {
             codec,
             store,
             passwords: Passwords::new(),
-            policy: Policy {
-                access_lifetime: settings.access_token_lifetime.as_secs(),
-                refresh_lifetime: settings.refresh_token_lifetime.as_secs(),
-                rotation: RotationPolicy {
-                    rotate: settings.rotate_refresh_tokens,
-                    blacklist: settings.blacklist_after_rotation,
-                    reuse_interval_ms: settings.refresh_token_reuse_interval.as_millis() as u64,
-                    idle_timeout_ms: settings.session_idle_timeout.map(|d| d.as_millis() as u64),
-                    adopt_foreign: settings.adopt_foreign_tokens,
-                    leeway: settings.leeway.as_secs(),
-                },
-                session_max_lifetime: settings.session_max_lifetime.map(|d| d.as_secs()),
-                login_max_failures: settings.login_max_failures,
-                login_failure_window: settings.login_failure_window,
-            },
+            sessions: sessions.clone(),
         }
+    }
+
+    /// The rules the flows follow (lifetimes, rotation, limits).
+    pub fn settings(&self) -> &SessionSettings {
+        &self.sessions
+    }
+
+    /// The settings of SPEC 4 in the store's terms.
+    fn rotation(&self) -> RotationPolicy {
+        let s = &self.sessions;
+        RotationPolicy {
+            rotate: s.rotate_refresh_tokens,
+            blacklist: s.blacklist_after_rotation,
+            reuse_interval_ms: s.reuse_interval.as_millis() as u64,
+            idle_timeout_ms: self.idle_timeout_ms(),
+            adopt_foreign: s.adopt_foreign_tokens,
+            leeway: self.codec.leeway(),
+        }
+    }
+
+    fn idle_timeout_ms(&self) -> Option<u64> {
+        self.sessions.idle_timeout.map(|d| d.as_millis() as u64)
+    }
+
+    /// SESSION_MAX_LIFETIME in seconds.
+    fn max_lifetime(&self) -> Option<u64> {
+        self.sessions.max_lifetime.map(|d| d.as_secs())
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -182,14 +185,15 @@ impl AuthService {
         if let Some(addr) = requester.addr {
             keys.push(LimitKey::Addr(crate::domain::login_limit_addr(addr)));
         }
-        let limiting = self.policy.login_max_failures > 0 && !keys.is_empty();
+        let limits = &self.sessions;
+        let limiting = limits.login_max_failures > 0 && !keys.is_empty();
         if limiting
             && let Some(retry_after) = self
                 .store
                 .count_login_attempt(
                     &keys,
-                    self.policy.login_max_failures,
-                    self.policy.login_failure_window,
+                    limits.login_max_failures,
+                    limits.login_failure_window,
                 )
                 .await?
         {
@@ -238,7 +242,7 @@ impl AuthService {
     ) -> Result<IssuedTokens, AuthError> {
         let now = now_ms() / 1000;
         let sid = SessionId::new_random();
-        let end = self.policy.session_max_lifetime.map(|max| now + max);
+        let end = self.max_lifetime().map(|max| now + max);
         let refresh = self.successor(now, end);
         self.store
             .create_session(&NewSession {
@@ -248,7 +252,7 @@ impl AuthService {
                 refresh: refresh.clone(),
                 end,
                 remember,
-                leeway: self.policy.rotation.leeway,
+                leeway: self.codec.leeway(),
             })
             .await?;
         let refresh_max_age = refresh.exp.saturating_sub(now);
@@ -270,7 +274,7 @@ impl AuthService {
 
     /// Claims for a new refresh token issued at `iat`, never outliving the session's end.
     fn successor(&self, iat: u64, end: Option<u64>) -> RefreshClaims {
-        let exp = iat + self.policy.refresh_lifetime;
+        let exp = iat + self.sessions.refresh_lifetime.as_secs();
         RefreshClaims {
             jti: Jti::new_random(),
             iat,
@@ -305,7 +309,7 @@ impl AuthService {
         remember: bool,
         now: u64,
     ) -> Result<IssuedTokens, AuthError> {
-        let exp = now + self.policy.access_lifetime;
+        let exp = now + self.sessions.access_lifetime.as_secs();
         claims.token_type = TokenType::Access;
         claims.jti = Jti::new_random();
         claims.iat = now;
@@ -343,9 +347,9 @@ impl AuthService {
             user_id: claims.user_id.clone(),
             sid: sid.clone(),
             foreign: claims.sid.is_none(),
-            adopt_end: self.policy.session_max_lifetime.map(|max| claims.iat + max),
+            adopt_end: self.max_lifetime().map(|max| claims.iat + max),
             presented: presented(&claims),
-            policy: self.policy.rotation,
+            policy: self.rotation(),
             successor: self.successor(now, None),
             client: requester.info(),
         };
@@ -431,7 +435,7 @@ impl AuthService {
                 foreign: claims.sid.is_none(),
                 presented: presented(claims),
                 all,
-                policy: self.policy.rotation,
+                policy: self.rotation(),
             })
             .await?)
     }
@@ -492,7 +496,7 @@ impl AuthService {
                 session_required: false,
                 iat,
                 refresh_jti: None,
-                idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+                idle_timeout_ms: self.idle_timeout_ms(),
             },
         };
         match self.store.check_token(&check).await? {
@@ -524,7 +528,7 @@ impl AuthService {
             session_required: claims.sid.is_some(),
             iat: claims.iat,
             refresh_jti: (claims.token_type == TokenType::Refresh).then(|| claims.jti.clone()),
-            idle_timeout_ms: self.policy.rotation.idle_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms(),
         }
     }
 }

@@ -4,41 +4,31 @@
 
 use actix_web::http::header::HeaderValue;
 
-use crate::config::{SameSite, Settings};
+use crate::config::CookieSettings;
 
 #[derive(Clone, Debug)]
 pub struct CookieJar {
-    access_name: String,
-    refresh_name: String,
-    refresh_path: String,
-    domain: Option<String>,
-    secure: bool,
-    samesite: SameSite,
+    settings: CookieSettings,
 }
 
 impl CookieJar {
-    pub fn new(settings: &Settings) -> Self {
+    pub fn new(settings: &CookieSettings) -> Self {
         Self {
-            access_name: settings.access_cookie_name.clone(),
-            refresh_name: settings.refresh_cookie_name.clone(),
-            refresh_path: settings.refresh_cookie_path.clone(),
-            domain: settings.cookie_domain.clone(),
-            secure: settings.cookie_secure,
-            samesite: settings.cookie_samesite,
+            settings: settings.clone(),
         }
     }
 
     pub fn access_name(&self) -> &str {
-        &self.access_name
+        &self.settings.access_name
     }
 
     pub fn refresh_name(&self) -> &str {
-        &self.refresh_name
+        &self.settings.refresh_name
     }
 
     /// REFRESH_COOKIE_PATH: where the browser sends the refresh cookie.
     pub fn refresh_path(&self) -> &str {
-        &self.refresh_path
+        &self.settings.refresh_path
     }
 
     /// `name=value; HttpOnly; Path=..; Max-Age=..; SameSite=..[; Secure][; Domain=..]`, in the
@@ -55,11 +45,11 @@ impl CookieJar {
             s.push_str(&max_age.to_string());
         }
         s.push_str("; SameSite=");
-        s.push_str(self.samesite.as_str());
-        if self.secure {
+        s.push_str(self.settings.same_site.as_str());
+        if self.settings.secure {
             s.push_str("; Secure");
         }
-        if let Some(domain) = &self.domain {
+        if let Some(domain) = &self.settings.domain {
             s.push_str("; Domain=");
             s.push_str(domain);
         }
@@ -70,11 +60,11 @@ impl CookieJar {
     }
 
     pub fn access(&self, token: &str, max_age: Option<u64>) -> HeaderValue {
-        self.build(&self.access_name, token, "/", max_age)
+        self.build(self.access_name(), token, "/", max_age)
     }
 
     pub fn refresh(&self, token: &str, max_age: Option<u64>) -> HeaderValue {
-        self.build(&self.refresh_name, token, &self.refresh_path, max_age)
+        self.build(self.refresh_name(), token, self.refresh_path(), max_age)
     }
 
     /// Both cookies with `Max-Age=0` and the attributes they were set with.
@@ -86,6 +76,7 @@ impl CookieJar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
     use std::collections::HashMap;
 
     fn jar(pairs: &[(&str, &str)]) -> CookieJar {
@@ -93,7 +84,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        CookieJar::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap())
+        CookieJar::new(
+            &Settings::from_lookup(|k| map.get(k).cloned())
+                .unwrap()
+                .cookies,
+        )
     }
 
     #[test]

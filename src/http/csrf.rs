@@ -8,68 +8,61 @@ use actix_web::HttpRequest;
 use actix_web::http::header;
 use ipnet::IpNet;
 
-use crate::config::canonical_origin as canonical;
+use crate::config::{BrowserSettings, canonical_origin as canonical};
 
-/// What the check needs to know about the server.
-#[derive(Clone, Debug)]
-pub struct CsrfPolicy {
-    /// PUBLIC_ORIGIN; without it, the request's own scheme and Host.
-    pub public_origin: Option<String>,
-    pub allowed: Vec<String>,
-    /// Only these peers' Forwarded / X-Forwarded-* headers may name the server's own origin.
-    pub trusted_proxies: Vec<IpNet>,
+/// Whether the request may go on, by the browser settings: PUBLIC_ORIGIN (without it, the
+/// request's own scheme and Host), CORS_ALLOWED_ORIGINS, and TRUSTED_PROXIES (only they may name
+/// the server's own origin through Forwarded / X-Forwarded-* headers).
+pub fn allows(browser: &BrowserSettings, req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let claimed = match (get(header::ORIGIN), get(header::REFERER)) {
+        (Some(origin), _) => Some(origin.to_owned()),
+        (None, Some(referer)) => match origin_of_url(referer) {
+            Some(origin) => Some(origin),
+            None => return false,
+        },
+        (None, None) => None,
+    };
+    let Some(claimed) = claimed else {
+        // No Origin and no Referer: a non-browser client, or a browser that says where the
+        // request came from only through Fetch Metadata.
+        return get(header::HeaderName::from_static("sec-fetch-site")) != Some("cross-site");
+    };
+    let claimed = canonical(&claimed);
+    let own = match &browser.public_origin {
+        Some(o) => canonical(o),
+        None => canonical(&request_origin(&browser.trusted_proxies, req)),
+    };
+    claimed == own
+        || browser
+            .allowed_origins
+            .iter()
+            .any(|a| canonical(a) == claimed)
 }
 
-impl CsrfPolicy {
-    pub fn allows(&self, req: &HttpRequest) -> bool {
-        let headers = req.headers();
-        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        let claimed = match (get(header::ORIGIN), get(header::REFERER)) {
-            (Some(origin), _) => Some(origin.to_owned()),
-            (None, Some(referer)) => match origin_of_url(referer) {
-                Some(origin) => Some(origin),
-                None => return false,
-            },
-            (None, None) => None,
-        };
-        let Some(claimed) = claimed else {
-            // No Origin and no Referer: a non-browser client, or a browser that says where the
-            // request came from only through Fetch Metadata.
-            return get(header::HeaderName::from_static("sec-fetch-site")) != Some("cross-site");
-        };
-        let claimed = canonical(&claimed);
-        let own = match &self.public_origin {
-            Some(o) => canonical(o),
-            None => canonical(&self.request_origin(req)),
-        };
-        claimed == own || self.allowed.iter().any(|a| canonical(a) == claimed)
+/// The origin the request was addressed to: its Host and scheme, or what a trusted proxy says
+/// they were. Forwarding headers from anyone else are ignored.
+fn request_origin(trusted_proxies: &[IpNet], req: &HttpRequest) -> String {
+    let from_proxy = req
+        .peer_addr()
+        .is_some_and(|p| trusted_proxies.iter().any(|net| net.contains(&p.ip())));
+    if from_proxy {
+        let info = req.connection_info();
+        return format!("{}://{}", info.scheme(), info.host());
     }
-}
-
-impl CsrfPolicy {
-    /// The origin the request was addressed to: its Host and scheme, or what a trusted proxy
-    /// says they were. Forwarding headers from anyone else are ignored.
-    fn request_origin(&self, req: &HttpRequest) -> String {
-        let from_proxy = req
-            .peer_addr()
-            .is_some_and(|p| self.trusted_proxies.iter().any(|net| net.contains(&p.ip())));
-        if from_proxy {
-            let info = req.connection_info();
-            return format!("{}://{}", info.scheme(), info.host());
-        }
-        let scheme = if req.app_config().secure() {
-            "https"
-        } else {
-            "http"
-        };
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or("");
-        format!("{scheme}://{host}")
-    }
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    format!("{scheme}://{host}")
 }
 
 /// `scheme://host[:port]` of a URL, or `None` when it has no such part.
@@ -85,10 +78,10 @@ mod tests {
     use super::*;
     use actix_web::test::TestRequest;
 
-    fn policy() -> CsrfPolicy {
-        CsrfPolicy {
+    fn policy() -> BrowserSettings {
+        BrowserSettings {
             public_origin: None,
-            allowed: vec!["https://app.example.com".into()],
+            allowed_origins: vec!["https://app.example.com".into()],
             trusted_proxies: vec![],
         }
     }
@@ -104,33 +97,51 @@ mod tests {
     #[test]
     fn own_and_listed_origins_pass_others_fail() {
         let p = policy();
-        assert!(p.allows(&req(&[("origin", "http://auth.example.com:8000")])));
-        assert!(p.allows(&req(&[("origin", "https://app.example.com")])));
-        assert!(p.allows(&req(&[("origin", "https://APP.example.com:443")])));
-        assert!(!p.allows(&req(&[("origin", "https://evil.example")])));
-        assert!(!p.allows(&req(&[("origin", "null")])));
-        assert!(!p.allows(&req(&[("origin", "https://app.example.com.evil.example")])));
+        assert!(allows(
+            &p,
+            &req(&[("origin", "http://auth.example.com:8000")])
+        ));
+        assert!(allows(&p, &req(&[("origin", "https://app.example.com")])));
+        assert!(allows(
+            &p,
+            &req(&[("origin", "https://APP.example.com:443")])
+        ));
+        assert!(!allows(&p, &req(&[("origin", "https://evil.example")])));
+        assert!(!allows(&p, &req(&[("origin", "null")])));
+        assert!(!allows(
+            &p,
+            &req(&[("origin", "https://app.example.com.evil.example")])
+        ));
     }
 
     #[test]
     fn referer_counts_when_origin_is_absent() {
         let p = policy();
-        assert!(p.allows(&req(&[("referer", "https://app.example.com/page?x=1")])));
-        assert!(!p.allows(&req(&[("referer", "https://evil.example/app.example.com")])));
-        assert!(!p.allows(&req(&[("referer", "not a url")])));
+        assert!(allows(
+            &p,
+            &req(&[("referer", "https://app.example.com/page?x=1")])
+        ));
+        assert!(!allows(
+            &p,
+            &req(&[("referer", "https://evil.example/app.example.com")])
+        ));
+        assert!(!allows(&p, &req(&[("referer", "not a url")])));
         // Origin wins over Referer.
-        assert!(!p.allows(&req(&[
-            ("origin", "https://evil.example"),
-            ("referer", "https://app.example.com/")
-        ])));
+        assert!(!allows(
+            &p,
+            &req(&[
+                ("origin", "https://evil.example"),
+                ("referer", "https://app.example.com/")
+            ])
+        ));
     }
 
     #[test]
     fn without_either_header_only_cross_site_fetch_metadata_is_refused() {
         let p = policy();
-        assert!(p.allows(&req(&[])));
-        assert!(p.allows(&req(&[("sec-fetch-site", "same-origin")])));
-        assert!(!p.allows(&req(&[("sec-fetch-site", "cross-site")])));
+        assert!(allows(&p, &req(&[])));
+        assert!(allows(&p, &req(&[("sec-fetch-site", "same-origin")])));
+        assert!(!allows(&p, &req(&[("sec-fetch-site", "cross-site")])));
     }
 
     #[test]
@@ -145,22 +156,25 @@ mod tests {
                 .to_http_request()
         };
         let mut p = policy();
-        assert!(!p.allows(&forged("192.0.2.1:4000")));
+        assert!(!allows(&p, &forged("192.0.2.1:4000")));
         p.trusted_proxies = vec!["192.0.2.1/32".parse().unwrap()];
         assert!(
-            p.allows(&forged("192.0.2.1:4000")),
+            allows(&p, &forged("192.0.2.1:4000")),
             "a trusted proxy names the origin"
         );
     }
 
     #[test]
     fn public_origin_replaces_the_host_header() {
-        let p = CsrfPolicy {
+        let p = BrowserSettings {
             public_origin: Some("https://auth.example.com".into()),
-            allowed: vec![],
+            allowed_origins: vec![],
             trusted_proxies: vec![],
         };
-        assert!(p.allows(&req(&[("origin", "https://auth.example.com")])));
-        assert!(!p.allows(&req(&[("origin", "http://auth.example.com:8000")])));
+        assert!(allows(&p, &req(&[("origin", "https://auth.example.com")])));
+        assert!(!allows(
+            &p,
+            &req(&[("origin", "http://auth.example.com:8000")])
+        ));
     }
 }

@@ -14,7 +14,8 @@ use utoipa::openapi::{
     OpenApiBuilder, PathItem, PathsBuilder, Ref, RefOr, Required, ResponseBuilder, Schema, Type,
 };
 
-use super::routes::{Me, RoutePrefixes, SessionView};
+use super::routes::{Me, SessionView};
+use crate::config::RouteSettings;
 
 /// `{"username", "password"}`; a blank value is a 400, as in Django REST framework. "Blank" is
 /// Python's `str.strip()` leaving nothing, so the patterns ask for one character outside the
@@ -443,7 +444,7 @@ const ROUTE_DOCS: &[RouteDoc] = &[
 
 /// The document for these prefixes.
 /// With `public_metrics` false (METRICS_ADDR), /metrics is on another listener and left out.
-pub fn document(prefixes: &RoutePrefixes, public_metrics: bool) -> OpenApi {
+pub fn document(prefixes: &RouteSettings, public_metrics: bool) -> OpenApi {
     let mut paths = PathsBuilder::new();
     for route in ROUTE_DOCS {
         if route.name == "metrics" && !public_metrics {

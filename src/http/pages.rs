@@ -30,11 +30,11 @@ const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self';
 
 pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let page = IndexPage {
-        cookie_api: &state.prefixes.cookie_api,
+        cookie_api: &state.routes.cookie_api,
         session: session_hint(&req, &state),
         demo_user: demo_user_exists(&state).await,
         access_lifetime: if state.demo_hint {
-            humantime::format_duration(state.access_token_lifetime).to_string()
+            humantime::format_duration(state.auth.settings().access_lifetime).to_string()
         } else {
             String::new()
         },

@@ -13,6 +13,7 @@ use super::extract::{
     bearer_token, cookie_token, json_flag, json_string_field, read_body, requester,
 };
 use crate::auth::{AuthError, IssuedTokens};
+use crate::config::RouteSettings;
 use crate::domain::SessionId;
 use crate::store::{Eviction, SessionInfo};
 
@@ -77,7 +78,7 @@ pub(super) fn add<F, Args>(
 /// Every route of both APIs, under their configured prefixes. The hot routes come first: the
 /// router tries resources in order.
 /// With `public_metrics` false (METRICS_ADDR is set), /metrics is left to the private listener.
-pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RoutePrefixes, public_metrics: bool) {
+pub fn configure(cfg: &mut web::ServiceConfig, prefixes: &RouteSettings, public_metrics: bool) {
     let c = &prefixes.cookie_api;
     let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
     add(
@@ -127,13 +128,6 @@ pub fn configure_private(cfg: &mut web::ServiceConfig) {
     add(cfg, "metrics", Method::GET, "/metrics", metrics);
     add(cfg, "readyz", Method::GET, "/readyz", readyz);
     add(cfg, "healthz", Method::GET, "/healthz", healthz);
-}
-
-/// COOKIE_API_PREFIX and TOKEN_API_PREFIX.
-#[derive(Clone, Debug)]
-pub struct RoutePrefixes {
-    pub cookie_api: String,
-    pub token_api: String,
 }
 
 /// 405, with the `Allow` header RFC 9110 asks for.
@@ -211,7 +205,7 @@ async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 async fn openapi(state: web::Data<AppState>) -> HttpResponse {
     error::json(
         StatusCode::OK,
-        &super::openapi::document(&state.prefixes, state.public_metrics),
+        &super::openapi::document(&state.routes, state.public_metrics),
     )
 }
 
@@ -271,7 +265,7 @@ fn issued_cookies(state: &AppState, tokens: &IssuedTokens) -> [HeaderValue; 2] {
 
 /// Refuses (and counts) a cookie-authenticated request from a foreign origin.
 fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    if state.csrf.allows(req) {
+    if super::csrf::allows(&state.browser, req) {
         Ok(())
     } else {
         state.metrics.csrf_refused();
@@ -312,7 +306,7 @@ async fn login(
             &username,
             &password,
             remember,
-            &requester(&req, &state.trusted_proxies),
+            &requester(&req, &state.browser.trusted_proxies),
         )
         .await;
     state.metrics.login(login_outcome(&result));
@@ -338,7 +332,7 @@ async fn refresh(
         Some(token) => {
             state
                 .auth
-                .refresh(&token, &requester(&req, &state.trusted_proxies))
+                .refresh(&token, &requester(&req, &state.browser.trusted_proxies))
                 .await
         }
     };

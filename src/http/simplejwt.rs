@@ -87,7 +87,7 @@ async fn obtain(
             &username,
             &password,
             true,
-            &requester(&req, &state.trusted_proxies),
+            &requester(&req, &state.browser.trusted_proxies),
         )
         .await;
     state.metrics.login(login_outcome(&result));
@@ -111,7 +111,7 @@ async fn refresh(
     })?;
     let result = state
         .auth
-        .refresh(&token, &requester(&req, &state.trusted_proxies))
+        .refresh(&token, &requester(&req, &state.browser.trusted_proxies))
         .await;
     state.metrics.refresh(refresh_outcome(&result));
     let refreshed = result.map_err(ApiError::Token)?;

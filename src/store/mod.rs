@@ -2,8 +2,9 @@
 //! the blacklist and login-failure counters. Two implementations with the same semantics: Redis
 //! (`redis`), shared by every instance, and an in-process store (`memory`) for running with no
 //! set-up. One contract test table (tests/api/store_contract.rs) drives both through these traits.
-//! Depends on `domain` only; knows nothing of HTTP or JWT encoding. The store owns its clock
-//! (Redis `TIME`; an injectable `Clock` for the in-process store).
+//! Depends on `domain`, `metrics` and `config` only; knows nothing of HTTP, JWT encoding or the
+//! flows above it. The store owns its clock (Redis `TIME`; an injectable `Clock` for the
+//! in-process store).
 //!
 //! # Rotation commits on use
 //!

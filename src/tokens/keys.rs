@@ -1,15 +1,18 @@
 //! Key material: loading SIGNING_KEY, VERIFYING_KEY and RETIRED_KEYS_DIR for every supported
-//! algorithm, key ids (RFC 7638 thumbprints), the public JWKS, and generating fresh keys.
-//! Nothing here knows about HTTP or the store.
+//! algorithm, key ids (RFC 7638 thumbprints), the public JWKS, and generating fresh keys. What
+//! differs by algorithm is in one table, `ALGORITHMS`. Nothing here knows about HTTP or the store.
 
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::Algorithm as J;
 use jsonwebtoken::{DecodingKey, EncodingKey};
+use p256::elliptic_curve as ec;
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
+use rand::rngs::OsRng;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
@@ -39,19 +42,120 @@ pub struct KeySet {
     pub verifying: Vec<VerifyingKey>,
 }
 
-pub fn jwt_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
-    use jsonwebtoken::Algorithm as J;
-    match alg {
-        Algorithm::HS256 => J::HS256,
-        Algorithm::HS384 => J::HS384,
-        Algorithm::HS512 => J::HS512,
-        Algorithm::RS256 => J::RS256,
-        Algorithm::RS384 => J::RS384,
-        Algorithm::RS512 => J::RS512,
-        Algorithm::ES256 => J::ES256,
-        Algorithm::ES384 => J::ES384,
-        Algorithm::EdDSA => J::EdDSA,
+/// Everything the code decides by algorithm, one row each: adding an algorithm is one row (and,
+/// for a new kind of key pair, one `PairKind`). A unit test checks the rows against
+/// `Algorithm::ALL` and jsonwebtoken's names.
+const ALGORITHMS: [Row; 9] = [
+    Row::secret(Algorithm::HS256, J::HS256),
+    Row::secret(Algorithm::HS384, J::HS384),
+    Row::secret(Algorithm::HS512, J::HS512),
+    Row::pair(Algorithm::RS256, J::RS256, &RSA),
+    Row::pair(Algorithm::RS384, J::RS384, &RSA),
+    Row::pair(Algorithm::RS512, J::RS512, &RSA),
+    Row::pair(Algorithm::ES256, J::ES256, &P256),
+    Row::pair(Algorithm::ES384, J::ES384, &P384),
+    Row::pair(Algorithm::EdDSA, J::EdDSA, &ED25519),
+];
+
+struct Row {
+    alg: Algorithm,
+    jwt: J,
+    /// How its keys are read and made; `None` for HMAC, whose key is one shared secret that
+    /// signs and verifies and is never published.
+    pair: Option<&'static PairKind>,
+}
+
+impl Row {
+    const fn secret(alg: Algorithm, jwt: J) -> Row {
+        Row {
+            alg,
+            jwt,
+            pair: None,
+        }
     }
+
+    const fn pair(alg: Algorithm, jwt: J, kind: &'static PairKind) -> Row {
+        Row {
+            alg,
+            jwt,
+            pair: Some(kind),
+        }
+    }
+}
+
+fn row(alg: Algorithm) -> &'static Row {
+    ALGORITHMS
+        .iter()
+        .find(|r| r.alg == alg)
+        .expect("every algorithm has a row")
+}
+
+/// A kind of key pair (RSA, a curve): how its PEM keys are read, checked and made. Several
+/// algorithms may share one (RS256, RS384 and RS512 sign with the same RSA keys).
+struct PairKind {
+    /// The public key in a PEM that holds a public key or (for convenience) a private one.
+    public: fn(&str) -> Result<PublicKey, KeyError>,
+    /// The signing key in a private PEM, or why it is not one.
+    signing: fn(&str) -> Result<EncodingKey, String>,
+    /// The verifying key, from the SPKI PEM that `public` made.
+    verifying: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>,
+    /// A fresh pair: a PKCS#8 PEM private key and its SPKI PEM public key.
+    generate: fn() -> Result<(String, String), KeyError>,
+}
+
+const RSA: PairKind = PairKind {
+    public: |pem| {
+        let key = rsa::RsaPublicKey::from_public_key_pem(pem)
+            .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
+            .or_else(|_| private_rsa(pem).map(|k| k.to_public_key()))
+            .map_err(|_| not_pem("RSA"))?;
+        rsa_public(&key)
+    },
+    signing: |pem| {
+        private_rsa(pem).map_err(|e| e.0)?;
+        EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| e.to_string())
+    },
+    verifying: DecodingKey::from_rsa_pem,
+    generate: || {
+        let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| KeyError(e.to_string()))?;
+        pem_pair(&key, &key.to_public_key())
+    },
+};
+
+const P256: PairKind = PairKind {
+    public: |pem| ec_public_from_pem::<p256::NistP256>(pem, "P-256"),
+    signing: ec_signing::<p256::NistP256>,
+    verifying: DecodingKey::from_ec_pem,
+    generate: ec_generate::<p256::NistP256>,
+};
+
+const P384: PairKind = PairKind {
+    public: |pem| ec_public_from_pem::<p384::NistP384>(pem, "P-384"),
+    signing: ec_signing::<p384::NistP384>,
+    verifying: DecodingKey::from_ec_pem,
+    generate: ec_generate::<p384::NistP384>,
+};
+
+const ED25519: PairKind = PairKind {
+    public: |pem| {
+        let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+            .or_else(|_| ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map(|k| k.verifying_key()))
+            .map_err(|_| not_pem("Ed25519"))?;
+        ed_public(&key)
+    },
+    signing: |pem| {
+        ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|e| e.to_string())?;
+        EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| e.to_string())
+    },
+    verifying: DecodingKey::from_ed_pem,
+    generate: || {
+        let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
+        pem_pair(&key, &key.verifying_key())
+    },
+};
+
+fn not_pem(what: &str) -> KeyError {
+    KeyError(format!("not a PEM {what} key"))
 }
 
 /// The public half of a key, in the form each use needs.
@@ -83,17 +187,9 @@ impl PublicKey {
         Value::Object(jwk)
     }
 
-    fn decoding(&self, alg: Algorithm) -> Result<DecodingKey, KeyError> {
-        let pem = self.pem.as_bytes();
-        let key = match alg {
-            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
-                DecodingKey::from_rsa_pem(pem)
-            }
-            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem),
-            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
-            _ => unreachable!("HMAC keys have no public half"),
-        };
-        key.map_err(|e| KeyError(format!("unusable public key: {e}")))
+    fn decoding(&self, kind: &PairKind) -> Result<DecodingKey, KeyError> {
+        (kind.verifying)(self.pem.as_bytes())
+            .map_err(|e| KeyError(format!("unusable public key: {e}")))
     }
 }
 
@@ -110,10 +206,25 @@ fn rsa_public(key: &rsa::RsaPublicKey) -> Result<PublicKey, KeyError> {
     })
 }
 
-fn ec_public(point: &[u8], crv: &str, pem: String) -> PublicKey {
+/// The public key of curve `C` (named `crv` in its JWK) in a PEM holding a public key, or a
+/// PKCS#8 or SEC1 private key.
+fn ec_public_from_pem<C>(pem: &str, crv: &str) -> Result<PublicKey, KeyError>
+where
+    C: ec::CurveArithmetic + ec::pkcs8::AssociatedOid + ec::point::PointCompression,
+    ec::AffinePoint<C>: ec::sec1::FromEncodedPoint<C> + ec::sec1::ToEncodedPoint<C>,
+    ec::FieldBytesSize<C>: ec::sec1::ModulusSize,
+{
+    let key = ec::PublicKey::<C>::from_public_key_pem(pem)
+        .or_else(|_| ec::SecretKey::<C>::from_pkcs8_pem(pem).map(|k| k.public_key()))
+        .or_else(|_| ec::SecretKey::<C>::from_sec1_pem(pem).map(|k| k.public_key()))
+        .map_err(|_| not_pem(crv))?;
+    let pem = key
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeyError(e.to_string()))?;
     // An uncompressed SEC1 point: 0x04 || x || y.
+    let point = key.to_sec1_bytes();
     let half = (point.len() - 1) / 2;
-    PublicKey {
+    Ok(PublicKey {
         pem,
         members: vec![
             ("crv", crv.into()),
@@ -121,7 +232,34 @@ fn ec_public(point: &[u8], crv: &str, pem: String) -> PublicKey {
             ("x", B64.encode(&point[1..1 + half])),
             ("y", B64.encode(&point[1 + half..])),
         ],
-    }
+    })
+}
+
+/// A signing key of curve `C` from a PKCS#8 or SEC1 PEM, handed to jsonwebtoken as PKCS#8 (the
+/// only form it reads).
+fn ec_signing<C>(pem: &str) -> Result<EncodingKey, String>
+where
+    C: ec::CurveArithmetic + ec::pkcs8::AssociatedOid,
+    ec::AffinePoint<C>: ec::sec1::FromEncodedPoint<C> + ec::sec1::ToEncodedPoint<C>,
+    ec::FieldBytesSize<C>: ec::sec1::ModulusSize,
+{
+    let key = ec::SecretKey::<C>::from_pkcs8_pem(pem)
+        .or_else(|_| ec::SecretKey::<C>::from_sec1_pem(pem))
+        .map_err(|e| e.to_string())?;
+    let pkcs8 = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| e.to_string())?;
+    EncodingKey::from_ec_pem(pkcs8.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn ec_generate<C>() -> Result<(String, String), KeyError>
+where
+    C: ec::CurveArithmetic + ec::pkcs8::AssociatedOid,
+    ec::AffinePoint<C>: ec::sec1::FromEncodedPoint<C> + ec::sec1::ToEncodedPoint<C>,
+    ec::FieldBytesSize<C>: ec::sec1::ModulusSize,
+{
+    let key = ec::SecretKey::<C>::random(&mut OsRng);
+    pem_pair(&key, &key.public_key())
 }
 
 fn ed_public(key: &ed25519_dalek::VerifyingKey) -> Result<PublicKey, KeyError> {
@@ -137,92 +275,10 @@ fn ed_public(key: &ed25519_dalek::VerifyingKey) -> Result<PublicKey, KeyError> {
     })
 }
 
-/// The public key in a PEM, which may hold a public key or (for convenience) a private one.
-fn public_from_pem(pem: &str, alg: Algorithm) -> Result<PublicKey, KeyError> {
-    let bad = |what: &str| KeyError(format!("not a PEM {what} key"));
-    match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
-            let key = rsa::RsaPublicKey::from_public_key_pem(pem)
-                .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(pem))
-                .or_else(|_| private_rsa(pem).map(|k| k.to_public_key()))
-                .map_err(|_| bad("RSA"))?;
-            rsa_public(&key)
-        }
-        Algorithm::ES256 => {
-            let key = p256::PublicKey::from_public_key_pem(pem)
-                .or_else(|_| p256::SecretKey::from_pkcs8_pem(pem).map(|k| k.public_key()))
-                .or_else(|_| p256::SecretKey::from_sec1_pem(pem).map(|k| k.public_key()))
-                .map_err(|_| bad("P-256"))?;
-            let pem = key
-                .to_public_key_pem(LineEnding::LF)
-                .map_err(|e| KeyError(e.to_string()))?;
-            Ok(ec_public(key.to_sec1_bytes().as_ref(), "P-256", pem))
-        }
-        Algorithm::ES384 => {
-            let key = p384::PublicKey::from_public_key_pem(pem)
-                .or_else(|_| p384::SecretKey::from_pkcs8_pem(pem).map(|k| k.public_key()))
-                .or_else(|_| p384::SecretKey::from_sec1_pem(pem).map(|k| k.public_key()))
-                .map_err(|_| bad("P-384"))?;
-            let pem = key
-                .to_public_key_pem(LineEnding::LF)
-                .map_err(|e| KeyError(e.to_string()))?;
-            Ok(ec_public(key.to_sec1_bytes().as_ref(), "P-384", pem))
-        }
-        Algorithm::EdDSA => {
-            let key = ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
-                .or_else(|_| {
-                    ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map(|k| k.verifying_key())
-                })
-                .map_err(|_| bad("Ed25519"))?;
-            ed_public(&key)
-        }
-        _ => unreachable!("HMAC keys have no public half"),
-    }
-}
-
 fn private_rsa(pem: &str) -> Result<rsa::RsaPrivateKey, KeyError> {
     rsa::RsaPrivateKey::from_pkcs8_pem(pem)
         .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
         .map_err(|_| KeyError("not a PEM RSA private key".into()))
-}
-
-/// The signing key, in PKCS#8 PEM (what jsonwebtoken reads for EC and EdDSA).
-fn encoding_from_pem(pem: &str, alg: Algorithm) -> Result<EncodingKey, KeyError> {
-    let bad = |e: String| {
-        KeyError(format!(
-            "SIGNING_KEY is not a usable {} private key: {e}",
-            alg.as_str()
-        ))
-    };
-    match alg {
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
-            private_rsa(pem).map_err(|e| bad(e.0))?;
-            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))
-        }
-        Algorithm::ES256 => {
-            let key = p256::SecretKey::from_pkcs8_pem(pem)
-                .or_else(|_| p256::SecretKey::from_sec1_pem(pem))
-                .map_err(|e| bad(e.to_string()))?;
-            let pkcs8 = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| bad(e.to_string()))?;
-            EncodingKey::from_ec_pem(pkcs8.as_bytes()).map_err(|e| bad(e.to_string()))
-        }
-        Algorithm::ES384 => {
-            let key = p384::SecretKey::from_pkcs8_pem(pem)
-                .or_else(|_| p384::SecretKey::from_sec1_pem(pem))
-                .map_err(|e| bad(e.to_string()))?;
-            let pkcs8 = key
-                .to_pkcs8_pem(LineEnding::LF)
-                .map_err(|e| bad(e.to_string()))?;
-            EncodingKey::from_ec_pem(pkcs8.as_bytes()).map_err(|e| bad(e.to_string()))
-        }
-        Algorithm::EdDSA => {
-            ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|e| bad(e.to_string()))?;
-            EncodingKey::from_ed_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))
-        }
-        _ => unreachable!("HMAC keys are secrets"),
-    }
 }
 
 fn hmac_kid(secret: &[u8]) -> String {
@@ -253,33 +309,18 @@ fn pem_pair(
 /// A fresh key: a PKCS#8 PEM private key and its SPKI PEM public key, or for HMAC a random
 /// 64-byte secret (base64url) and no public key.
 pub fn generate(alg: Algorithm) -> Result<(String, Option<String>), KeyError> {
-    use rand::rngs::OsRng;
-    let err = |e: &dyn std::fmt::Display| KeyError(e.to_string());
-    let (private, public) = match alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+    match row(alg).pair {
+        None => {
             use rand::RngCore;
             let mut secret = [0u8; 64];
             OsRng.fill_bytes(&mut secret);
-            return Ok((B64.encode(secret), None));
+            Ok((B64.encode(secret), None))
         }
-        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => {
-            let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(|e| err(&e))?;
-            pem_pair(&key, &key.to_public_key())?
+        Some(kind) => {
+            let (private, public) = (kind.generate)()?;
+            Ok((private, Some(public)))
         }
-        Algorithm::ES256 => {
-            let key = p256::SecretKey::random(&mut OsRng);
-            pem_pair(&key, &key.public_key())?
-        }
-        Algorithm::ES384 => {
-            let key = p384::SecretKey::random(&mut OsRng);
-            pem_pair(&key, &key.public_key())?
-        }
-        Algorithm::EdDSA => {
-            let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
-            pem_pair(&key, &key.verifying_key())?
-        }
-    };
-    Ok((private, Some(public)))
+    }
 }
 
 impl KeySet {
@@ -293,54 +334,62 @@ impl KeySet {
         verifying_key: Option<&[u8]>,
         retired_dir: Option<&Path>,
     ) -> Result<KeySet, KeyError> {
-        let algorithm = jwt_algorithm(alg);
+        let row = row(alg);
         let mut verifying = Vec::new();
-        let (encoding, kid) = if alg.is_hmac() {
-            let kid = hmac_kid(signing_key);
-            verifying.push(VerifyingKey {
-                kid: kid.clone(),
-                decoding: DecodingKey::from_secret(signing_key),
-                jwk: None,
-            });
-            (EncodingKey::from_secret(signing_key), kid)
-        } else {
-            let private = if generated {
-                generate(alg)?.0
-            } else {
-                String::from_utf8(signing_key.to_vec())
-                    .map_err(|_| KeyError("SIGNING_KEY is not PEM text".into()))?
-            };
-            let encoding = encoding_from_pem(&private, alg)?;
-            let derived = public_from_pem(&private, alg)
-                .map_err(|e| KeyError(format!("SIGNING_KEY: {e}")))?;
-            let public = match verifying_key {
-                Some(pem) => {
-                    let pem = std::str::from_utf8(pem)
-                        .map_err(|_| KeyError("VERIFYING_KEY is not PEM text".into()))?;
-                    let given = public_from_pem(pem, alg)
-                        .map_err(|e| KeyError(format!("VERIFYING_KEY: {e}")))?;
-                    if given.members != derived.members {
-                        return Err(KeyError(
-                            "VERIFYING_KEY is not the public half of SIGNING_KEY".into(),
-                        ));
+        let (encoding, kid) = match row.pair {
+            None => {
+                let kid = hmac_kid(signing_key);
+                verifying.push(VerifyingKey {
+                    kid: kid.clone(),
+                    decoding: DecodingKey::from_secret(signing_key),
+                    jwk: None,
+                });
+                (EncodingKey::from_secret(signing_key), kid)
+            }
+            Some(kind) => {
+                let private = if generated {
+                    (kind.generate)()?.0
+                } else {
+                    String::from_utf8(signing_key.to_vec())
+                        .map_err(|_| KeyError("SIGNING_KEY is not PEM text".into()))?
+                };
+                let encoding = (kind.signing)(&private).map_err(|e| {
+                    KeyError(format!(
+                        "SIGNING_KEY is not a usable {} private key: {e}",
+                        alg.as_str()
+                    ))
+                })?;
+                let derived =
+                    (kind.public)(&private).map_err(|e| KeyError(format!("SIGNING_KEY: {e}")))?;
+                let public = match verifying_key {
+                    Some(pem) => {
+                        let pem = std::str::from_utf8(pem)
+                            .map_err(|_| KeyError("VERIFYING_KEY is not PEM text".into()))?;
+                        let given = (kind.public)(pem)
+                            .map_err(|e| KeyError(format!("VERIFYING_KEY: {e}")))?;
+                        if given.members != derived.members {
+                            return Err(KeyError(
+                                "VERIFYING_KEY is not the public half of SIGNING_KEY".into(),
+                            ));
+                        }
+                        given
                     }
-                    given
-                }
-                None => derived,
-            };
-            let kid = public.thumbprint();
-            verifying.push(VerifyingKey {
-                kid: kid.clone(),
-                decoding: public.decoding(alg)?,
-                jwk: Some(public.jwk(&kid, alg)),
-            });
-            (encoding, kid)
+                    None => derived,
+                };
+                let kid = public.thumbprint();
+                verifying.push(VerifyingKey {
+                    kid: kid.clone(),
+                    decoding: public.decoding(kind)?,
+                    jwk: Some(public.jwk(&kid, alg)),
+                });
+                (encoding, kid)
+            }
         };
         if let Some(dir) = retired_dir {
             verifying.extend(load_retired(dir, alg)?);
         }
         Ok(KeySet {
-            algorithm,
+            algorithm: row.jwt,
             encoding,
             kid,
             verifying,
@@ -388,7 +437,7 @@ fn load_retired(dir: &Path, alg: Algorithm) -> Result<Vec<VerifyingKey>, KeyErro
 /// or a PEM key of ALGORITHM's family. The error says why not, for a message naming the file.
 pub fn retired_key(text: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
     let text = text.trim_end_matches(['\r', '\n']);
-    if alg.is_hmac() {
+    let Some(kind) = row(alg).pair else {
         if let Some(why) = retired_secret_problem(text, alg) {
             return Err(why);
         }
@@ -397,8 +446,8 @@ pub fn retired_key(text: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
             decoding: DecodingKey::from_secret(text.as_bytes()),
             jwk: None,
         });
-    }
-    let public = public_from_pem(text, alg).map_err(|e| {
+    };
+    let public = (kind.public)(text).map_err(|e| {
         format!(
             "{e} for ALGORITHM={} (a key of another algorithm family cannot verify its tokens)",
             alg.as_str()
@@ -407,7 +456,7 @@ pub fn retired_key(text: &str, alg: Algorithm) -> Result<VerifyingKey, String> {
     let kid = public.thumbprint();
     Ok(VerifyingKey {
         kid: kid.clone(),
-        decoding: public.decoding(alg).map_err(|e| e.0)?,
+        decoding: public.decoding(kind).map_err(|e| e.0)?,
         jwk: Some(public.jwk(&kid, alg)),
     })
 }
@@ -433,6 +482,23 @@ fn retired_secret_problem(text: &str, alg: Algorithm) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_algorithm_has_one_row_that_agrees_with_its_name() {
+        for alg in Algorithm::ALL {
+            let rows: Vec<&Row> = ALGORITHMS.iter().filter(|r| r.alg == alg).collect();
+            assert_eq!(rows.len(), 1, "{}", alg.as_str());
+            let row = rows[0];
+            assert_eq!(
+                Ok(row.jwt),
+                alg.as_str().parse::<J>(),
+                "{}: jsonwebtoken's algorithm of the same name",
+                alg.as_str()
+            );
+            assert_eq!(row.pair.is_none(), alg.is_hmac(), "{}", alg.as_str());
+        }
+        assert_eq!(ALGORITHMS.len(), Algorithm::ALL.len());
+    }
 
     #[test]
     fn thumbprints_follow_rfc_7638() {
@@ -479,7 +545,12 @@ mod tests {
             assert_eq!(jwks["keys"][0]["kid"], set.kid.as_str());
             assert_eq!(jwks["keys"][0]["alg"], alg.as_str());
             // The public key alone gives the same kid.
-            assert_eq!(public_from_pem(&public, alg).unwrap().thumbprint(), set.kid);
+            assert_eq!(
+                (row(alg).pair.unwrap().public)(&public)
+                    .unwrap()
+                    .thumbprint(),
+                set.kid
+            );
         }
         let (secret, public) = generate(Algorithm::HS256).unwrap();
         assert!(public.is_none() && secret.len() >= 64);

@@ -1,5 +1,6 @@
 //! Signing and verifying JWTs in djangorestframework-simplejwt's claim layout. Knows the
-//! algorithm, the keys and the claims; nothing about HTTP, cookies or the store.
+//! algorithm, the keys and the claims; nothing about HTTP, cookies or the store. Depends on
+//! `config` and `domain` only.
 //!
 //! Every refresh verifies one token and signs two, so this is the server's hot path: the JWS
 //! (RFC 7515 compact form) is split, checked and read here in one pass, with jsonwebtoken's
@@ -19,7 +20,7 @@ use serde::{Deserialize, de::Error as _};
 use serde_json::{Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
 
-use crate::config::Settings;
+use crate::config::{SigningKey, TokenSettings};
 
 use self::keys::{KeyError, KeySet};
 use crate::domain::{Claims, Jti, SessionId, TokenType, UserId};
@@ -61,11 +62,16 @@ pub struct TokenCodec {
 
 impl TokenCodec {
     /// Loads the keys; a key that cannot be used is an error naming its variable.
-    pub fn new(settings: &Settings) -> Result<Self, KeyError> {
+    pub fn new(settings: &TokenSettings) -> Result<Self, KeyError> {
+        let (key, generated) = match &settings.signing_key {
+            SigningKey::Generated { secret, .. } => (secret, true),
+            SigningKey::Hmac { secret, .. } => (secret, false),
+            SigningKey::Pem { private_key, .. } => (private_key, false),
+        };
         let keys = KeySet::load(
-            settings.algorithm,
-            settings.signing_key.expose(),
-            settings.signing_key_generated,
+            settings.algorithm(),
+            key.expose(),
+            generated,
             settings.verifying_key.as_ref().map(|k| k.expose()),
             settings.retired_keys_dir.as_deref(),
         )?;
@@ -103,6 +109,11 @@ impl TokenCodec {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
         })
+    }
+
+    /// LEEWAY in seconds: the clock skew allowed on `exp` and `nbf`.
+    pub fn leeway(&self) -> u64 {
+        self.leeway
     }
 
     /// The public keys that verify this server's tokens, as a JWK Set (empty for HMAC).
@@ -741,6 +752,7 @@ fn push_integer(out: &mut Vec<u8>, mut n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
     use std::collections::HashMap;
     use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -751,7 +763,12 @@ mod tests {
             .collect();
         map.entry("SIGNING_KEY".into())
             .or_insert_with(|| "unit-test-key-unit-test-key-0123456789".into());
-        TokenCodec::new(&Settings::from_lookup(|k| map.get(k).cloned()).unwrap()).unwrap()
+        TokenCodec::new(
+            &Settings::from_lookup(|k| map.get(k).cloned())
+                .unwrap()
+                .tokens,
+        )
+        .unwrap()
     }
 
     fn now() -> u64 {
@@ -773,34 +790,14 @@ mod tests {
         }
     }
 
+    /// A token's claims as they were written: the middle segment, unpadded base64url.
     fn payload(token: &str) -> Map<String, Value> {
-        use base64_payload::decode;
-        serde_json::from_slice(&decode(token.split('.').nth(1).unwrap())).unwrap()
-    }
-
-    /// Just enough base64url to read a payload in tests.
-    mod base64_payload {
-        pub fn decode(s: &str) -> Vec<u8> {
-            let val = |c: u8| match c {
-                b'A'..=b'Z' => c - b'A',
-                b'a'..=b'z' => c - b'a' + 26,
-                b'0'..=b'9' => c - b'0' + 52,
-                b'-' => 62,
-                b'_' => 63,
-                _ => panic!("not base64url"),
-            } as u32;
-            let bytes = s.as_bytes();
-            let mut out = Vec::new();
-            for chunk in bytes.chunks(4) {
-                let mut acc = 0u32;
-                for (i, &c) in chunk.iter().enumerate() {
-                    acc |= val(c) << (18 - 6 * i);
-                }
-                let n = chunk.len() * 6 / 8;
-                out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
-            }
-            out
-        }
+        use base64::Engine;
+        let part = token.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap();
+        serde_json::from_slice(&json).unwrap()
     }
 
     #[test]
@@ -834,7 +831,9 @@ mod tests {
         });
         claims.extra = extra.as_object().unwrap().clone();
         let token = c.encode(&claims).unwrap();
-        let json = base64_payload::decode(token.split('.').nth(1).unwrap());
+        let json = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
         assert_eq!(
             String::from_utf8(json).unwrap(),
             concat!(
@@ -1256,7 +1255,7 @@ mod tests {
         }
         let own = |c: &TokenCodec| {
             let b64 = c.header_prefix.strip_suffix('.').unwrap();
-            String::from_utf8(base64_payload::decode(b64)).unwrap()
+            String::from_utf8(URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
         };
         let own_header = own(&codec(&[]));
         let headers = [

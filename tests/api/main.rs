@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod boundaries;
 mod browser;
 mod cli;
 mod cors;

@@ -1,11 +1,19 @@
-//! refreshd-bench: the load tool behind BENCHMARKS.md. It starts a Redis (or uses --redis-url),
-//! the release `refreshd` binary beside it and a bare actix-web baseline that answers a fixed
-//! JSON body, loads sessions straight into the store before the timed window, then fires each
-//! refresh token exactly once at C keep-alive connections and reports throughput, latency
-//! percentiles, status counts, Redis commands per refresh and the server's RSS, with every ratio
-//! taken against the baseline in the same run.
+//! refreshd-bench: the load tool behind BENCHMARKS.md. Two ways to drive a server:
+//! - `--api cookie` (the default): it starts a Redis (or uses --redis-url), the release `refreshd`
+//!   binary beside it and a bare actix-web baseline that answers a fixed JSON body, loads sessions
+//!   straight into the store before the timed window, then fires each refresh token exactly once
+//!   at C keep-alive connections and reports throughput, latency percentiles, status counts, Redis
+//!   commands per refresh and the server's RSS, with every ratio taken against the baseline in the
+//!   same run.
+//! - `--api simplejwt`: it starts nothing; it drives servers already running (refreshd, or
+//!   djangorestframework-simplejwt itself, see scripts/peer-bench) through the SimpleJWT JSON API,
+//!   logging sessions in over HTTP first, then each connection follows its own rotation chain for
+//!   a fixed time, and prints one table of every target at every connection count.
 //!
-//! `cargo run --release --bin refreshd-bench -- --help`
+//! It depends on the `refreshd` library only to load sessions in the cookie mode; nothing in the
+//! server depends on it.
+//!
+//! `cargo build --release --workspace && ./target/release/refreshd-bench --help`
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -19,14 +27,48 @@ use refreshd::config::Settings;
 use refreshd::domain::Username;
 use refreshd::store::{RedisStore, Store};
 use refreshd::tokens::TokenCodec;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
+
+use client::{RunResult, read_response};
+
+mod client;
+mod simplejwt;
 
 const SIGNING_KEY: &str = "refreshd-bench-signing-key-0123456789-0123456789";
 
 #[derive(Parser)]
-#[command(about = "Load-test refreshd's refresh route against a bare actix-web baseline")]
+#[command(
+    about = "Load-test refreshd's refresh route against a bare actix-web baseline, or running servers through the SimpleJWT API"
+)]
 struct Args {
+    /// Which API is driven: `cookie` (refreshd's cookie API, on a refreshd and a bare baseline
+    /// this tool starts) or `simplejwt` (the SimpleJWT JSON API of the running servers named by
+    /// --target).
+    #[arg(long, value_enum, default_value_t = Api::Cookie)]
+    api: Api,
+    /// With --api simplejwt: a running server, as NAME=URL where URL is its SimpleJWT prefix
+    /// (`http://127.0.0.1:8000/api` for `<URL>/token/` and `<URL>/token/refresh/`). Repeat it;
+    /// ratios are taken against the first.
+    #[arg(long = "target", value_name = "NAME=URL")]
+    targets: Vec<simplejwt::Target>,
+    /// With --api simplejwt: the processes whose CPU time counts against a target, as
+    /// NAME=PID[,PID...], each with its descendants (the server, its database). Repeatable.
+    #[arg(long, value_name = "NAME=PIDS")]
+    cpu: Vec<simplejwt::CpuOf>,
+    /// With --api simplejwt: seconds each target is driven at each connection count.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// With --api simplejwt: the users, which must exist on every target, are
+    /// `<user-prefix>0` to `<user-prefix><users - 1>`, all with this password.
+    #[arg(long, default_value = "bench-")]
+    user_prefix: String,
+    /// With --api simplejwt: the users' password.
+    #[arg(long, default_value = "bench-password")]
+    password: String,
+    /// The refreshd binary the cookie API mode starts (by default the one beside this tool).
+    #[arg(long)]
+    refreshd: Option<PathBuf>,
     /// Connection counts to run, comma-separated.
     #[arg(long, default_value = "32,64", value_delimiter = ',')]
     connections: Vec<usize>,
@@ -66,12 +108,19 @@ struct Args {
     #[arg(long)]
     no_metrics: bool,
     /// Spread the sessions over this many users (each user's keys share one hash slot and one
-    /// session index, so one user with every session is not a realistic load).
+    /// session index, so one user with every session is not a realistic load). With --api
+    /// simplejwt, this many users exist on the targets.
     #[arg(long, default_value_t = 1000)]
     users: usize,
     /// Internal: serve the bare baseline on this port.
     #[arg(long, hide = true)]
     baseline_server: Option<u16>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Api {
+    Cookie,
+    Simplejwt,
 }
 
 fn free_port() -> u16 {
@@ -136,62 +185,6 @@ fn request(mode: &str, path: &str, token: Option<&str>) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Reads one response; returns its status.
-async fn read_response(
-    reader: &mut BufReader<TcpStream>,
-    line: &mut String,
-) -> std::io::Result<u16> {
-    line.clear();
-    reader.read_line(line).await?;
-    let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut length = 0usize;
-    loop {
-        line.clear();
-        if reader.read_line(line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some(v) = line
-            .strip_prefix("content-length:")
-            .or_else(|| line.strip_prefix("Content-Length:"))
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut body = vec![0u8; length];
-    reader.read_exact(&mut body).await?;
-    Ok(status)
-}
-
-struct RunResult {
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-    statuses: std::collections::BTreeMap<u16, usize>,
-}
-
-impl RunResult {
-    fn rate(&self) -> f64 {
-        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
-    }
-    fn pct(&self, p: f64) -> f64 {
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[i] as f64 / 1000.0
-    }
-    fn line(&self, label: &str) -> String {
-        format!(
-            "{label:<28} {:>9.0} req/s  p50 {:>6.2} ms  p90 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  statuses {:?}",
-            self.rate(),
-            self.pct(0.50),
-            self.pct(0.90),
-            self.pct(0.99),
-            self.pct(1.0),
-            self.statuses
-        )
-    }
-}
-
 /// Sends `requests` over `connections` keep-alive connections, each request once.
 async fn run(port: u16, connections: usize, requests: Vec<Vec<u8>>) -> RunResult {
     run_paced(port, connections, requests, 0).await
@@ -214,6 +207,7 @@ async fn run_paced(port: u16, connections: usize, requests: Vec<Vec<u8>>, rate: 
                 stream.set_nodelay(true).unwrap();
                 let mut reader = BufReader::new(stream);
                 let mut line = String::new();
+                let mut body = Vec::new();
                 let mut out = Vec::with_capacity(chunk.len());
                 let mut pace = (rate > 0).then(|| {
                     let mut t = tokio::time::interval(Duration::from_secs_f64(
@@ -228,28 +222,20 @@ async fn run_paced(port: u16, connections: usize, requests: Vec<Vec<u8>>, rate: 
                     }
                     let t = Instant::now();
                     reader.get_mut().write_all(&req).await.unwrap();
-                    let status = read_response(&mut reader, &mut line).await.unwrap_or(0);
+                    let status = read_response(&mut reader, &mut line, &mut body)
+                        .await
+                        .map_or(0, |r| r.status);
                     out.push((t.elapsed().as_micros() as u32, status));
                 }
                 out
             })
         })
         .collect();
-    let mut latencies_us = Vec::new();
-    let mut statuses = std::collections::BTreeMap::new();
+    let mut samples = Vec::new();
     for task in tasks {
-        for (lat, status) in task.await.unwrap() {
-            latencies_us.push(lat);
-            *statuses.entry(status).or_insert(0) += 1;
-        }
+        samples.extend(task.await.unwrap());
     }
-    let elapsed = started.elapsed();
-    latencies_us.sort_unstable();
-    RunResult {
-        elapsed,
-        latencies_us,
-        statuses,
-    }
+    RunResult::new(started.elapsed(), samples)
 }
 
 /// The bare baseline: one POST route answering a fixed small JSON body.
@@ -336,15 +322,33 @@ async fn main() {
         serve_baseline(port, args.workers).await.unwrap();
         return;
     }
-    let exe_dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let refreshd_bin: PathBuf = exe_dir.join("refreshd");
+    if args.api == Api::Simplejwt {
+        simplejwt::run(simplejwt::Options {
+            targets: args.targets,
+            cpu: args.cpu,
+            connections: args.connections,
+            seconds: args.seconds,
+            users: args.users,
+            user_prefix: args.user_prefix,
+            password: args.password,
+        })
+        .await;
+        return;
+    }
+    // The server is another package of the workspace: building this tool alone does not build
+    // it, so a stale binary would be measured without a word. Build both with
+    // `cargo build --release --workspace`.
+    let refreshd_bin: PathBuf = args.refreshd.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("refreshd")
+    });
     assert!(
         refreshd_bin.exists(),
-        "build refreshd first: cargo build --release"
+        "no refreshd at {}: build it first with cargo build --release --workspace",
+        refreshd_bin.display()
     );
 
     // Redis.
@@ -439,8 +443,8 @@ async fn main() {
         store.add_user(user).await.unwrap();
     }
     let auth = Arc::new(AuthService::new(
-        &settings,
-        TokenCodec::new(&settings).unwrap(),
+        &settings.sessions,
+        TokenCodec::new(&settings.tokens).unwrap(),
         store,
     ));
 
@@ -474,9 +478,11 @@ async fn main() {
                         return;
                     };
                     let mut reader = BufReader::new(stream);
-                    let mut line = String::new();
+                    let (mut line, mut body) = (String::new(), Vec::new());
                     if reader.get_mut().write_all(login.as_bytes()).await.is_ok() {
-                        let status = read_response(&mut reader, &mut line).await.unwrap_or(0);
+                        let status = read_response(&mut reader, &mut line, &mut body)
+                            .await
+                            .map_or(0, |r| r.status);
                         if status != 200 {
                             eprintln!("login answered {status}");
                         }

@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""Django's command line for the SimpleJWT peer (scripts/peer-bench runs it; see peer/settings.py)."""
+import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "peer.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)

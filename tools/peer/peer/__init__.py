@@ -1,0 +1,1 @@
+"""The SimpleJWT peer project that scripts/peer-bench serves with gunicorn."""
