@@ -109,7 +109,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let metrics = Arc::new(Metrics::new(
             settings.server.metrics,
-            http::routes::ROUTE_NAMES,
+            &http::routes::names(),
         ));
         let store = open_store(&settings.store, Some(metrics.clone())).await?;
         Self::build_with_store(settings, store, metrics).await
@@ -157,7 +157,7 @@ impl Application {
                     App::new()
                         .app_data(state.clone())
                         .configure(http::routes::configure_private)
-                        .default_service(web::to(http::routes::not_found))
+                        .default_service(web::to(http::router::not_found))
                 })
                 .listen(listener)
                 .map_err(|source| StartupError::Bind {
@@ -239,7 +239,7 @@ impl Application {
                     }
                 })
                 .configure(|cfg| http::routes::configure(cfg, &routes, public_metrics))
-                .default_service(web::to(http::routes::not_found))
+                .default_service(web::to(http::router::not_found))
         })
         .on_connect(move |_, extensions| {
             extensions.insert(connections.connection_opened());

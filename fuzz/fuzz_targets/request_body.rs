@@ -3,9 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use refreshd::http::extract::{json_flag, json_string_field};
-use refreshd::http::routes::{credentials, json_object};
-use refreshd::http::simplejwt::form_object;
+use refreshd::http::body::{credentials, form_object, json_flag, json_object, json_string_field};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(object) = json_object(data) {

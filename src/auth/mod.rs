@@ -4,6 +4,7 @@
 
 pub mod import;
 pub mod passwords;
+pub mod status;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -13,12 +14,15 @@ use crate::config::SessionSettings;
 use crate::domain::{Claims, Jti, SessionId, TokenType, User, UserId, Username};
 use crate::store::{
     AnswerKind, CheckOutcome, ClientInfo, LimitKey, NewSession, RefreshClaims, RefreshOutcome,
-    RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, SessionInfo, Store, StoreError,
-    TokenCheck,
+    RefreshRequest, RevokeOutcome, RevokeRequest, RotationPolicy, Store, StoreError, TokenCheck,
 };
 use crate::tokens::{TokenCodec, TokenError, Untyped};
 
 use self::passwords::Passwords;
+
+pub use self::status::Unready;
+/// One of a user's live sessions, as listed to that user.
+pub use crate::store::SessionInfo;
 
 /// Outcomes of the flows, named for what the client is told. The HTTP layer maps each to a
 /// status and body in one place.
@@ -104,6 +108,18 @@ pub struct Refreshed {
     pub tokens: IssuedTokens,
 }
 
+impl Refreshed {
+    /// False with rotation off: the refresh token is the one presented.
+    pub fn rotated(&self) -> bool {
+        self.kind != AnswerKind::Kept
+    }
+
+    /// Answered with a token issued before: a lost response, a race, a slow tab.
+    pub fn replayed(&self) -> bool {
+        matches!(self.kind, AnswerKind::Repeated | AnswerKind::Forgiven)
+    }
+}
+
 pub struct AuthService {
     codec: TokenCodec,
     store: Arc<dyn Store>,
@@ -153,14 +169,6 @@ impl AuthService {
     /// SESSION_MAX_LIFETIME in seconds.
     fn max_lifetime(&self) -> Option<u64> {
         self.sessions.max_lifetime.map(|d| d.as_secs())
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn codec(&self) -> &TokenCodec {
-        &self.codec
     }
 
     /// How many password verifications logins have run.

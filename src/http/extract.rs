@@ -1,19 +1,14 @@
-//! Getting credentials and bodies out of requests: cookie lookup, token normalisation, the
-//! bounded body reader, the Authorization header and the client's address.
+//! Getting credentials and the client out of requests, for both APIs: token normalisation, the
+//! Authorization header and the client's address. (Cookies are read in `cookies`, bodies in
+//! `body`.) Depends on nothing else in `http`.
 
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use actix_web::web::{self, Bytes, BytesMut};
-use futures_util::StreamExt;
 use ipnet::IpNet;
 
-use super::error::ApiError;
 use crate::auth::Requester;
-
-/// Bodies larger than this are refused with 413.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Reduces `Bearer <token>` (any case, any run of spaces), a double-quoted value and
 /// `Bearer%20<token>` to the bare token. `None` when nothing is left.
@@ -65,17 +60,6 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-/// The first non-empty (after normalisation) cookie of that name, across every Cookie header.
-pub fn cookie_token(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|h| h.split(';'))
-        .filter_map(|pair| pair.split_once('='))
-        .filter(|(n, _)| n.trim() == name)
-        .find_map(|(_, v)| normalize_token(v))
-}
-
 /// The token of an `Authorization: Bearer <token>` header; other schemes are not ours.
 pub fn bearer_token(req: &HttpRequest) -> Option<String> {
     let value = req
@@ -89,47 +73,6 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
         return None;
     }
     normalize_token(value)
-}
-
-/// Reads the whole body, refusing more than `MAX_BODY_BYTES` as soon as it is seen (from the
-/// Content-Length header or while streaming), so a huge body is never buffered. A body that has
-/// not arrived within REQUEST_BODY_TIMEOUT (see `deadline`) is a 408.
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(ApiError::BodyTooLarge);
-    }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            if super::deadline::is_timeout(&e) {
-                return ApiError::BodyTimedOut;
-            }
-            log::debug!("request body unreadable: {e}");
-            ApiError::MalformedBody
-        })?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::BodyTooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// `body["field"]` when the body is a JSON object and that member is a string.
-pub fn json_string_field(body: &[u8], field: &str) -> Option<String> {
-    if body.is_empty() {
-        return None;
-    }
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match value.get(field)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        _ => None,
-    }
 }
 
 /// The longest user agent kept with a session.
@@ -151,14 +94,6 @@ pub fn requester(req: &HttpRequest, trusted: &[IpNet]) -> Requester {
         addr: client_addr(req, trusted),
         user_agent,
     }
-}
-
-/// `body["field"] == true` when the body is a JSON object.
-pub fn json_flag(body: &[u8], field: &str) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get(field).and_then(serde_json::Value::as_bool))
-        .unwrap_or(false)
 }
 
 /// The client's address: the peer, or when the peer is a trusted proxy, the right-most address
@@ -251,20 +186,6 @@ mod tests {
     }
 
     #[test]
-    fn the_first_non_empty_cookie_of_the_name_wins() {
-        let req = TestRequest::default()
-            .insert_header((
-                "cookie",
-                "other=1; refresh_token=; refresh_token=\"Bearer t1\"",
-            ))
-            .append_header(("cookie", "refresh_token=t2"))
-            .to_http_request();
-        assert_eq!(cookie_token(&req, "refresh_token").as_deref(), Some("t1"));
-        assert_eq!(cookie_token(&req, "access_token"), None);
-        assert_eq!(cookie_token(&req, "other").as_deref(), Some("1"));
-    }
-
-    #[test]
     fn authorization_must_use_the_bearer_scheme() {
         let bearer = TestRequest::default()
             .insert_header(("authorization", "Bearer  tok"))
@@ -278,26 +199,6 @@ mod tests {
             .insert_header(("authorization", "tok"))
             .to_http_request();
         assert_eq!(bearer_token(&short), None);
-    }
-
-    #[test]
-    fn a_body_field_must_be_a_string_in_a_json_object() {
-        assert_eq!(
-            json_string_field(br#"{"refresh":"x"}"#, "refresh").as_deref(),
-            Some("x")
-        );
-        for body in [
-            &b""[..],
-            b"{}",
-            b"[]",
-            b"null",
-            b"not json",
-            br#"{"refresh":1}"#,
-            br#"{"refresh":null}"#,
-            b"\xff\xfe",
-        ] {
-            assert_eq!(json_string_field(body, "refresh"), None, "{body:?}");
-        }
     }
 
     #[test]

@@ -1,14 +1,13 @@
 //! The demo page (GET /, rendered from templates/index.html) and its assets from static/, built
-//! into the binary so that it runs without files beside it.
+//! into the binary so that it runs without files beside it. Depends on `state` and `error`.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::AppState;
-use super::error::{ApiError, detail};
-use super::extract::cookie_token;
+use super::error::{RequestError, detail};
+use super::state::AppState;
 use crate::domain::Username;
 
 #[derive(Template)]
@@ -57,11 +56,9 @@ pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 /// Which of the session's cookies the browser sent with the page. A refresh cookie confined to
 /// another path (REFRESH_COOKIE_PATH) never comes with the page, so then it may be there.
 fn session_hint(req: &HttpRequest, state: &AppState) -> &'static str {
-    if cookie_token(req, state.cookies.access_name()).is_some() {
+    if state.cookies.access_token(req).is_some() {
         "access"
-    } else if cookie_token(req, state.cookies.refresh_name()).is_some()
-        || state.cookies.refresh_path() != "/"
-    {
+    } else if state.cookies.refresh_token(req).is_some() || state.cookies.refresh_path() != "/" {
         "refresh"
     } else {
         "none"
@@ -75,10 +72,7 @@ async fn demo_user_exists(state: &AppState) -> bool {
         return false;
     }
     let demo = Username::parse("demo").expect("a valid username");
-    matches!(
-        state.auth.store().user_by_username(&demo).await,
-        Ok(Some(user)) if user.is_active
-    )
+    matches!(state.auth.is_active_user(&demo).await, Ok(true))
 }
 
 /// The files under static/, with their content types.
@@ -129,6 +123,6 @@ pub async fn asset(req: HttpRequest) -> HttpResponse {
             .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
             .insert_header((header::CACHE_CONTROL, "no-cache"))
             .body(*body),
-        None => actix_web::ResponseError::error_response(&ApiError::NotFound),
+        None => actix_web::ResponseError::error_response(&RequestError::NotFound),
     }
 }
