@@ -263,17 +263,20 @@ impl AuthService {
                 leeway: self.codec.leeway(),
             })
             .await?;
-        let session = Session {
-            user_id,
-            sid: &sid,
-            end,
-            remember,
-            extra: &serde_json::Map::new(),
+        let refresh_max_age = refresh.exp.saturating_sub(now);
+        let mut claims = Claims {
+            token_type: TokenType::Refresh,
+            user_id: user_id.clone(),
+            jti: refresh.jti,
+            iat: refresh.iat,
+            exp: refresh.exp,
+            sid: Some(sid),
+            extra: serde_json::Map::new(),
         };
         Ok(IssuedTokens {
-            refresh: self.sign_refresh(&session, &refresh)?,
-            refresh_max_age: refresh.exp.saturating_sub(now),
-            ..self.mint_access(&session, now)?
+            refresh: self.sign(&claims)?,
+            refresh_max_age,
+            ..self.mint_access(&mut claims, end, remember, now)?
         })
     }
 
@@ -293,39 +296,38 @@ impl AuthService {
             .map_err(|e| AuthError::Internal(e.to_string()))
     }
 
-    /// Signs a refresh token the store described: the same claims always give the same string.
-    fn sign_refresh(&self, session: &Session<'_>, r: &RefreshClaims) -> Result<String, AuthError> {
-        self.sign(&Claims {
-            token_type: TokenType::Refresh,
-            user_id: session.user_id.clone(),
-            jti: r.jti.clone(),
-            iat: r.iat,
-            exp: r.exp,
-            sid: Some(session.sid.clone()),
-            extra: session.extra.clone(),
-        })
+    /// Signs a refresh token the store described, for the session `claims` carries (its user,
+    /// `sid` and copied claims, reused rather than copied): the same claims always give the
+    /// same string.
+    fn sign_refresh(&self, claims: &mut Claims, r: RefreshClaims) -> Result<String, AuthError> {
+        claims.token_type = TokenType::Refresh;
+        claims.jti = r.jti;
+        claims.iat = r.iat;
+        claims.exp = r.exp;
+        self.sign(claims)
     }
 
-    /// A freshly issued access token (new jti, `exp` now plus the access lifetime, never past the
-    /// session's end), with the refresh fields left for the caller to fill.
-    fn mint_access(&self, session: &Session<'_>, now: u64) -> Result<IssuedTokens, AuthError> {
+    /// A freshly issued access token for the session `claims` carries (new jti, `exp` now plus
+    /// the access lifetime, never past the session's `end`), with the refresh fields left for
+    /// the caller to fill.
+    fn mint_access(
+        &self,
+        claims: &mut Claims,
+        end: Option<u64>,
+        remember: bool,
+        now: u64,
+    ) -> Result<IssuedTokens, AuthError> {
         let exp = now + self.sessions.access_lifetime.as_secs();
-        let exp = session.end.map_or(exp, |end| exp.min(end));
-        let access = self.sign(&Claims {
-            token_type: TokenType::Access,
-            user_id: session.user_id.clone(),
-            jti: Jti::new_random(),
-            iat: now,
-            exp,
-            sid: Some(session.sid.clone()),
-            extra: session.extra.clone(),
-        })?;
+        claims.token_type = TokenType::Access;
+        claims.jti = Jti::new_random();
+        claims.iat = now;
+        claims.exp = end.map_or(exp, |end| exp.min(end));
         Ok(IssuedTokens {
-            access,
-            access_max_age: exp.saturating_sub(now),
+            access: self.sign(claims)?,
+            access_max_age: claims.exp.saturating_sub(now),
             refresh: String::new(),
             refresh_max_age: 0,
-            persistent: session.remember,
+            persistent: remember,
         })
     }
 
@@ -346,7 +348,7 @@ impl AuthService {
         token: &str,
         requester: &Requester,
     ) -> Result<Refreshed, AuthError> {
-        let claims = self.decode_refresh(token)?;
+        let mut claims = self.decode_refresh(token)?;
         let now = now_ms() / 1000;
         let sid = claims.session_id();
         let request = RefreshRequest {
@@ -377,25 +379,20 @@ impl AuthService {
         // The presented token's own claims go on, as SimpleJWT copies them. A repeated or
         // forgiven answer re-signs a token the store describes by jti, iat and exp only: its other
         // claims are the family's, which every rotation copied, so it is the very same string.
-        let session = Session {
-            user_id: &claims.user_id,
-            sid: &sid,
-            end: answer.end,
-            remember: answer.remember,
-            extra: &claims.extra,
-        };
+        claims.sid = Some(sid);
+        let refresh_max_age = answer.refresh.exp.saturating_sub(now);
         let refresh = if answer.kind == AnswerKind::Kept {
             // The refresh token stays the very string the client holds.
             token.to_owned()
         } else {
-            self.sign_refresh(&session, &answer.refresh)?
+            self.sign_refresh(&mut claims, answer.refresh)?
         };
         Ok(Refreshed {
             kind: answer.kind,
             tokens: IssuedTokens {
                 refresh,
-                refresh_max_age: answer.refresh.exp.saturating_sub(now),
-                ..self.mint_access(&session, now)?
+                refresh_max_age,
+                ..self.mint_access(&mut claims, answer.end, answer.remember, now)?
             },
         })
     }
@@ -518,16 +515,6 @@ impl AuthService {
             }
         }
     }
-}
-
-/// The session a token is minted in, as far as minting needs it.
-struct Session<'a> {
-    user_id: &'a UserId,
-    sid: &'a SessionId,
-    end: Option<u64>,
-    remember: bool,
-    /// Claims copied from the presented refresh token (none at login).
-    extra: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 /// The presented refresh token, as the store tracks it.

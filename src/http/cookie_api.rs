@@ -124,7 +124,7 @@ pub async fn refresh(
     state.metrics.refresh(refresh_outcome(&outcome));
     match outcome {
         Ok(refreshed) => Ok(set_cookies(
-            detail(StatusCode::OK, error::REFRESHED),
+            error::refreshed(),
             issued_cookies(&state, &refreshed.tokens),
         )),
         Err(e) => {

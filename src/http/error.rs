@@ -117,6 +117,14 @@ pub fn detail(status: StatusCode, text: &str) -> HttpResponse {
     json(status, &Detail { detail: text })
 }
 
+/// The body of every successful refresh, serialised once: it is the same bytes each time.
+pub fn refreshed() -> HttpResponse {
+    static BODY: std::sync::LazyLock<Bytes> = std::sync::LazyLock::new(|| {
+        Bytes::from(serde_json::to_vec(&Detail { detail: REFRESHED }).unwrap_or_default())
+    });
+    json_bytes(StatusCode::OK, BODY.clone())
+}
+
 /// What can be wrong with a request itself, before a flow runs. Both APIs answer these alike.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
