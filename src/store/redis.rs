@@ -1106,7 +1106,9 @@ impl SessionStore for RedisStore {
             // Only a token from before this store started can belong to a session of the
             // previous layout; a foreign access token (no session, often) needs no second trip.
             None if check.iat <= self.started_s => self.legacy_check(check, cutoff, idle).await?,
-            None => check.iat > cutoff,
+            // A token of one of our sessions needs its record: gone (ended and expired, or
+            // lost) is refused. Only a session-less foreign token stands on the user alone.
+            None => !check.session_required && check.iat > cutoff,
         };
         if !standing {
             return Ok(CheckOutcome::Revoked);

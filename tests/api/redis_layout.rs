@@ -550,3 +550,28 @@ async fn the_previous_layouts_keys_are_counted_until_they_expire() {
     }
     assert_eq!(left, 0);
 }
+
+/// An access token names its session: when the session's record is gone (ended and expired, or
+/// lost with its key), the token is refused, whatever its own expiry says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_token_whose_session_record_is_gone_is_refused() {
+    let redis = RedisProcess::start(false);
+    let app = app_on(&redis, &[]).await;
+    // A token from the store's first second could be the previous layout's, which is checked
+    // apart; this one must be plainly newer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (user, tokens) = app.logged_in().await;
+    assert_eq!(app.me_with_cookie(&tokens.access).await.status, 200);
+    let sid = SessionId::parse(claims_of(&tokens.access)["sid"].as_str().unwrap()).unwrap();
+    let (key, field) = session_record_at(&user.id, &sid);
+    let mut conn = redis_conn(&redis.url()).await;
+    let removed: i64 = redis::cmd("HDEL")
+        .arg(&key)
+        .arg(&field)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "the session's record was there to remove");
+    let reply = app.me_with_cookie(&tokens.access).await;
+    assert_eq!(reply.status, 401, "{}", reply.text);
+}
