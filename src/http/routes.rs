@@ -29,6 +29,22 @@ const TIMED_OUT: Answer = (
     json::<Detail>(),
 );
 const NOT_SIGNED_IN: &str = "Not provided, or invalid, expired or revoked";
+// The answers of both login routes (the cookie login and SimpleJWT's obtain) beyond the above.
+const BAD_FIELDS: Answer = (
+    400,
+    "A field is missing or malformed",
+    json::<FieldErrors>(),
+);
+const BAD_CREDENTIALS: Answer = (
+    401,
+    "No active account found with the given credentials",
+    json::<Detail>(),
+);
+const THROTTLED: Answer = (
+    429,
+    "Too many failed logins; see Retry-After",
+    json::<Detail>(),
+);
 
 /// Every route. The router tries resources in this order, so the hot routes come first.
 pub static ROUTES: &[Route] = &[
@@ -106,23 +122,11 @@ pub static ROUTES: &[Route] = &[
             request: required::<Credentials>(),
             responses: &[
                 (200, "The pair", json::<TokenPair>()),
-                (
-                    400,
-                    "A field is missing or malformed",
-                    json::<FieldErrors>(),
-                ),
-                (
-                    401,
-                    "No active account found with the given credentials",
-                    json::<Detail>(),
-                ),
+                BAD_FIELDS,
+                BAD_CREDENTIALS,
                 TIMED_OUT,
                 TOO_LARGE,
-                (
-                    429,
-                    "Too many failed logins; see Retry-After",
-                    json::<Detail>(),
-                ),
+                THROTTLED,
                 UNAVAILABLE,
             ],
             path_values: None,
@@ -212,16 +216,8 @@ pub static ROUTES: &[Route] = &[
             request: required::<Credentials>(),
             responses: &[
                 (200, "Logged in; both cookies set", json::<Detail>()),
-                (
-                    400,
-                    "A field is missing or malformed",
-                    json::<FieldErrors>(),
-                ),
-                (
-                    401,
-                    "No active account found with the given credentials",
-                    json::<Detail>(),
-                ),
+                BAD_FIELDS,
+                BAD_CREDENTIALS,
                 (
                     403,
                     "CSRF check failed: posted from a foreign origin (login CSRF)",
@@ -229,11 +225,7 @@ pub static ROUTES: &[Route] = &[
                 ),
                 TIMED_OUT,
                 TOO_LARGE,
-                (
-                    429,
-                    "Too many failed logins; see Retry-After",
-                    json::<Detail>(),
-                ),
+                THROTTLED,
                 UNAVAILABLE,
             ],
             path_values: None,
