@@ -107,11 +107,7 @@ pub async fn refresh(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, CookieApiError> {
-    let body = read_body(&req, payload).await?;
-    let (token, from_cookie) = refresh_token_of(&req, &body, &state);
-    if from_cookie {
-        check_csrf(&req, &state)?;
-    }
+    let (token, _) = presented_refresh(&req, payload, &state).await?;
     let outcome = match token {
         None => Err(AuthError::MissingRefreshToken),
         Some(token) => {
@@ -144,11 +140,7 @@ pub async fn logout(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, CookieApiError> {
-    let body = read_body(&req, payload).await?;
-    let (token, from_cookie) = refresh_token_of(&req, &body, &state);
-    if from_cookie {
-        check_csrf(&req, &state)?;
-    }
+    let (token, body) = presented_refresh(&req, payload, &state).await?;
     if json_flag(&body, "all") {
         state.auth.logout_all(token.as_deref()).await?;
     } else {
@@ -249,16 +241,22 @@ fn check_csrf(req: &HttpRequest, state: &AppState) -> Result<(), CookieApiError>
     }
 }
 
-/// A refresh token from the refresh cookie (preferred) or the JSON body, and whether it came from
-/// the cookie (and so needs the CSRF check).
-fn refresh_token_of(req: &HttpRequest, body: &[u8], state: &AppState) -> (Option<String>, bool) {
-    match state.cookies.refresh_token(req) {
-        Some(token) => (Some(token), true),
-        None => (
-            json_string_field(body, "refresh").and_then(|v| normalize_token(&v)),
-            false,
-        ),
-    }
+/// The body, and the refresh token from the refresh cookie (preferred, and then CSRF-checked) or
+/// from the body's `refresh` field: what refresh and logout both read first.
+async fn presented_refresh(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(Option<String>, web::Bytes), CookieApiError> {
+    let body = read_body(req, payload).await?;
+    let token = match state.cookies.refresh_token(req) {
+        Some(token) => {
+            check_csrf(req, state)?;
+            Some(token)
+        }
+        None => json_string_field(&body, "refresh").and_then(|v| normalize_token(&v)),
+    };
+    Ok((token, body))
 }
 
 /// The access token from `Authorization: Bearer` or, failing that, the access cookie; and
