@@ -161,11 +161,13 @@ async fn the_interval_counts_from_the_tokens_own_retirement_and_is_never_extende
 }
 
 async fn a_forgiven_replay_carries_a_fresh_access_token_that_opens_me(backend: Backend) {
-    // The access lifetime is shorter than the reuse interval.
+    // The access lifetime is shorter than the reuse interval. Two seconds, not one: times are
+    // whole seconds, so a token minted late in a second with one second to live may be expired
+    // by the next request.
     let app = spawn_app_with(
         backend,
         &[
-            ("ACCESS_TOKEN_LIFETIME", "1s"),
+            ("ACCESS_TOKEN_LIFETIME", "2s"),
             ("REFRESH_TOKEN_REUSE_INTERVAL", "10s"),
         ],
     )
@@ -173,7 +175,7 @@ async fn a_forgiven_replay_carries_a_fresh_access_token_that_opens_me(backend: B
     let (_, t0) = app.logged_in().await;
     let t1 = rotate(&app, &t0.refresh).await;
     let t2 = rotate(&app, &t1.refresh).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_detail(&app.me_with_cookie(&t2.access).await, 401, INVALID_ACCESS);
     // A forgiven replay (t0 retired) and a repeated answer (t2's pending) both carry an access
     // token that works now.
